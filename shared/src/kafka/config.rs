@@ -1,0 +1,366 @@
+//! Kafka connection settings, read from the environment.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `KAFKA_BOOTSTRAP_SERVERS` | comma-separated `host:port` list | — |
+//! | `MSK_CLUSTER_ARN` | used instead of the list: brokers come from `GetBootstrapBrokers` | — |
+//! | `KAFKA_AUTH` | `iam`, `scram-sha-512`, `scram-sha-256`, `plain` or `none` | `iam` with an MSK ARN, else `none` |
+//! | `KAFKA_TLS` | `true` / `false` | `false` for `none`, else `true` |
+//! | `KAFKA_TLS_CA_FILE` | extra PEM CA to trust (private CAs, tests) | public roots only |
+//! | `KAFKA_SECRET_ARN` | Secrets Manager secret `{"username","password"}` for SCRAM/PLAIN | — |
+//! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials | — |
+//! | `KAFKA_MAX_MESSAGE_BYTES` | largest record accepted, and the size of one produce batch | 1048576 (MSK's default) |
+//! | `KAFKA_CLIENT_ID` | client id sent to the broker | the function name |
+//! | `AWS_REGION` | signing region for IAM (falls back to the ARN's region) | — |
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::config::{ConfigError, Env, Secret};
+
+/// How the producer finds the brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// An explicit `host:port` list.
+    Servers(Vec<String>),
+    /// An MSK cluster, resolved once with `GetBootstrapBrokers`.
+    MskCluster {
+        /// The cluster ARN.
+        arn: String,
+    },
+}
+
+/// SASL mechanism (or none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// MSK IAM: OAUTHBEARER with a SigV4-signed token.
+    Iam,
+    /// SASL/SCRAM-SHA-512.
+    ScramSha512,
+    /// SASL/SCRAM-SHA-256.
+    ScramSha256,
+    /// SASL/PLAIN.
+    Plain,
+    /// No authentication.
+    None,
+}
+
+impl AuthMode {
+    /// Whether a username and password are needed.
+    pub fn needs_password(self) -> bool {
+        matches!(self, Self::ScramSha512 | Self::ScramSha256 | Self::Plain)
+    }
+}
+
+impl FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "iam" => Ok(Self::Iam),
+            "scram-sha-512" => Ok(Self::ScramSha512),
+            "scram-sha-256" => Ok(Self::ScramSha256),
+            "plain" => Ok(Self::Plain),
+            "none" => Ok(Self::None),
+            _ => Err("expected iam, scram-sha-512, scram-sha-256, plain or none".into()),
+        }
+    }
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Iam => "iam",
+            Self::ScramSha512 => "scram-sha-512",
+            Self::ScramSha256 => "scram-sha-256",
+            Self::Plain => "plain",
+            Self::None => "none",
+        })
+    }
+}
+
+/// Where SCRAM/PLAIN credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A Secrets Manager secret holding `{"username": …, "password": …}`.
+    SecretArn(String),
+    /// Given inline (local runs only).
+    Inline {
+        /// The user name.
+        username: String,
+        /// The password, never printed.
+        password: Secret,
+    },
+}
+
+/// Everything needed to connect and produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Where the brokers are.
+    pub bootstrap: Bootstrap,
+    /// SASL mechanism.
+    pub auth: AuthMode,
+    /// Whether to connect over TLS.
+    pub tls: bool,
+    /// Extra CA certificate (PEM file) to trust.
+    pub tls_ca_file: Option<PathBuf>,
+    /// SCRAM/PLAIN credentials; `None` for IAM and no auth.
+    pub credentials: Option<CredentialSource>,
+    /// Signing region for IAM.
+    pub region: Option<String>,
+    /// Largest record accepted; also the byte budget of one produce request.
+    pub max_message_bytes: usize,
+    /// Client id sent to the broker.
+    pub client_id: String,
+}
+
+/// MSK's default `message.max.bytes` (1 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+impl KafkaConfig {
+    /// Reads the settings; see the module doc for the variables.
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let bootstrap = match (
+            env.list("KAFKA_BOOTSTRAP_SERVERS"),
+            env.optional("MSK_CLUSTER_ARN"),
+        ) {
+            (Some(servers), None) if !servers.is_empty() => Bootstrap::Servers(servers),
+            (None, Some(arn)) => Bootstrap::MskCluster { arn },
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Conflict(
+                    "set either KAFKA_BOOTSTRAP_SERVERS or MSK_CLUSTER_ARN, not both".into(),
+                ))
+            }
+            _ => {
+                return Err(ConfigError::Missing {
+                    name: "KAFKA_BOOTSTRAP_SERVERS",
+                })
+            }
+        };
+        let default_auth = match bootstrap {
+            Bootstrap::MskCluster { .. } => AuthMode::Iam,
+            Bootstrap::Servers(_) => AuthMode::None,
+        };
+        let auth: AuthMode = env.parse_or("KAFKA_AUTH", default_auth)?;
+        let tls = env.flag_or("KAFKA_TLS", auth != AuthMode::None)?;
+        let credentials = if auth.needs_password() {
+            Some(read_credentials(env, auth)?)
+        } else {
+            None
+        };
+        let arn_region = match &bootstrap {
+            Bootstrap::MskCluster { arn } => arn.split(':').nth(3).map(str::to_owned),
+            Bootstrap::Servers(_) => None,
+        };
+        let region = env.optional("AWS_REGION").or(arn_region);
+        if auth == AuthMode::Iam && region.is_none() {
+            return Err(ConfigError::Missing { name: "AWS_REGION" });
+        }
+        let max_message_bytes = env.parse_or("KAFKA_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
+        if max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "KAFKA_MAX_MESSAGE_BYTES",
+                value: max_message_bytes.to_string(),
+                reason: "must be at least 1024".into(),
+            });
+        }
+        Ok(Self {
+            bootstrap,
+            auth,
+            tls,
+            tls_ca_file: env.optional("KAFKA_TLS_CA_FILE").map(PathBuf::from),
+            credentials,
+            region,
+            max_message_bytes,
+            client_id: env
+                .optional("KAFKA_CLIENT_ID")
+                .or_else(|| env.optional("AWS_LAMBDA_FUNCTION_NAME"))
+                .unwrap_or_else(|| "lambda-stream-kit".into()),
+        })
+    }
+
+    /// A plaintext, unauthenticated configuration for the given brokers
+    /// (local brokers and tests).
+    pub fn plaintext(servers: Vec<String>) -> Self {
+        Self {
+            bootstrap: Bootstrap::Servers(servers),
+            auth: AuthMode::None,
+            tls: false,
+            tls_ca_file: None,
+            credentials: None,
+            region: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            client_id: "lambda-stream-kit".into(),
+        }
+    }
+}
+
+fn read_credentials(env: &Env<'_>, auth: AuthMode) -> Result<CredentialSource, ConfigError> {
+    if let Some(arn) = env.optional("KAFKA_SECRET_ARN") {
+        return Ok(CredentialSource::SecretArn(arn));
+    }
+    match (env.optional("KAFKA_USERNAME"), env.optional("KAFKA_PASSWORD")) {
+        (Some(username), Some(password)) => Ok(CredentialSource::Inline {
+            username,
+            password: Secret::new(password),
+        }),
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: "KAFKA_PASSWORD",
+        }),
+        _ => Err(ConfigError::Conflict(format!(
+            "KAFKA_AUTH={auth} needs KAFKA_SECRET_ARN (or KAFKA_USERNAME and KAFKA_PASSWORD for local runs)"
+        ))),
+    }
+}
+
+/// The broker string fields of a `GetBootstrapBrokers` answer.
+#[derive(Debug, Clone, Default)]
+pub struct MskBrokerStrings {
+    /// `BootstrapBrokerString` (plaintext, port 9092).
+    pub plaintext: Option<String>,
+    /// `BootstrapBrokerStringTls` (port 9094).
+    pub tls: Option<String>,
+    /// `BootstrapBrokerStringSaslScram` (port 9096).
+    pub sasl_scram: Option<String>,
+    /// `BootstrapBrokerStringSaslIam` (port 9098).
+    pub sasl_iam: Option<String>,
+}
+
+/// Picks the MSK broker string that matches the auth mode and TLS setting.
+pub fn pick_msk_brokers(
+    strings: &MskBrokerStrings,
+    auth: AuthMode,
+    tls: bool,
+) -> Result<Vec<String>, String> {
+    let (chosen, listener) = match (auth, tls) {
+        (AuthMode::Iam, _) => (&strings.sasl_iam, "SASL/IAM"),
+        (AuthMode::ScramSha512 | AuthMode::ScramSha256, _) => (&strings.sasl_scram, "SASL/SCRAM"),
+        (AuthMode::Plain, _) => return Err("MSK does not offer SASL/PLAIN".into()),
+        (AuthMode::None, true) => (&strings.tls, "TLS"),
+        (AuthMode::None, false) => (&strings.plaintext, "plaintext"),
+    };
+    let servers: Vec<String> = chosen
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if servers.is_empty() {
+        Err(format!("the cluster has no {listener} listener enabled"))
+    } else {
+        Ok(servers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_servers_default_to_no_auth_and_no_tls() {
+        let cfg = KafkaConfig::from_env(&Env::from_pairs(&[(
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "a:9092, b:9092",
+        )]))
+        .unwrap();
+        assert_eq!(cfg.bootstrap, Bootstrap::Servers(vec!["a:9092".into(), "b:9092".into()]));
+        assert_eq!((cfg.auth, cfg.tls), (AuthMode::None, false));
+        assert_eq!(cfg.max_message_bytes, 1_048_576);
+    }
+
+    #[test]
+    fn an_msk_arn_defaults_to_iam_over_tls_in_the_arns_region() {
+        let cfg = KafkaConfig::from_env(&Env::from_pairs(&[(
+            "MSK_CLUSTER_ARN",
+            "arn:aws:kafka:eu-west-1:123456789012:cluster/demo/abc",
+        )]))
+        .unwrap();
+        assert_eq!((cfg.auth, cfg.tls), (AuthMode::Iam, true));
+        assert_eq!(cfg.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn every_auth_mode_parses_and_tls_follows_it() {
+        for (text, mode) in [
+            ("iam", AuthMode::Iam),
+            ("SCRAM-SHA-512", AuthMode::ScramSha512),
+            ("scram-sha-256", AuthMode::ScramSha256),
+            ("plain", AuthMode::Plain),
+            ("none", AuthMode::None),
+        ] {
+            let cfg = KafkaConfig::from_env(&Env::from_pairs(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "b:9096"),
+                ("KAFKA_AUTH", text),
+                ("KAFKA_USERNAME", "u"),
+                ("KAFKA_PASSWORD", "p"),
+                ("AWS_REGION", "us-east-1"),
+            ]))
+            .unwrap();
+            assert_eq!(cfg.auth, mode);
+            assert_eq!(cfg.tls, mode != AuthMode::None, "{text}");
+            assert_eq!(cfg.credentials.is_some(), mode.needs_password(), "{text}");
+        }
+    }
+
+    #[test]
+    fn scram_prefers_the_secret_arn() {
+        let cfg = KafkaConfig::from_env(&Env::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9096"),
+            ("KAFKA_AUTH", "scram-sha-512"),
+            ("KAFKA_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:AmazonMSK_x"),
+            ("KAFKA_USERNAME", "u"),
+            ("KAFKA_PASSWORD", "p"),
+        ]))
+        .unwrap();
+        assert!(matches!(cfg.credentials, Some(CredentialSource::SecretArn(_))));
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "KAFKA_BOOTSTRAP_SERVERS"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "kerberos")], "KAFKA_AUTH"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_TLS", "sometimes")], "KAFKA_TLS"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "iam")], "AWS_REGION"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "plain")], "KAFKA_SECRET_ARN"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "plain"), ("KAFKA_USERNAME", "u")], "KAFKA_PASSWORD"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_MAX_MESSAGE_BYTES", "lots")], "KAFKA_MAX_MESSAGE_BYTES"),
+            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("MSK_CLUSTER_ARN", "arn:x")], "MSK_CLUSTER_ARN"),
+        ];
+        for (pairs, name) in cases {
+            let err = KafkaConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            assert!(err.to_string().contains(name), "{err} should name {name}");
+        }
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let cfg = KafkaConfig::from_env(&Env::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9096"),
+            ("KAFKA_AUTH", "plain"),
+            ("KAFKA_USERNAME", "svc"),
+            ("KAFKA_PASSWORD", "Tr0ub4dor&3-very-secret"),
+        ]))
+        .unwrap();
+        assert!(!format!("{cfg:?}").contains("Tr0ub4dor"));
+    }
+
+    #[test]
+    fn msk_broker_strings_are_picked_by_auth_mode() {
+        let strings = MskBrokerStrings {
+            plaintext: Some("b-1:9092".into()),
+            tls: Some("b-1:9094,b-2:9094".into()),
+            sasl_scram: Some("b-1:9096".into()),
+            sasl_iam: Some("b-1:9098,b-2:9098".into()),
+        };
+        assert_eq!(pick_msk_brokers(&strings, AuthMode::Iam, true).unwrap(), vec!["b-1:9098", "b-2:9098"]);
+        assert_eq!(pick_msk_brokers(&strings, AuthMode::ScramSha512, true).unwrap(), vec!["b-1:9096"]);
+        assert_eq!(pick_msk_brokers(&strings, AuthMode::None, true).unwrap(), vec!["b-1:9094", "b-2:9094"]);
+        assert_eq!(pick_msk_brokers(&strings, AuthMode::None, false).unwrap(), vec!["b-1:9092"]);
+        assert!(pick_msk_brokers(&strings, AuthMode::Plain, true).is_err());
+        let err = pick_msk_brokers(&MskBrokerStrings::default(), AuthMode::Iam, true).unwrap_err();
+        assert!(err.contains("SASL/IAM"), "{err}");
+    }
+}

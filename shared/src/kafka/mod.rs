@@ -1,0 +1,16 @@
+//! Producing to Kafka and Amazon MSK over rskafka.
+//!
+//! * [`config`]: connection settings from the environment.
+//! * [`auth`]: MSK IAM tokens and SCRAM/PLAIN credentials.
+//! * [`tls`]: rustls client configuration (one crypto provider: `ring`).
+//! * [`partitioner`]: Java-compatible key partitioning.
+//! * [`producer`]: the batched, bounded producer.
+
+pub mod auth;
+pub mod config;
+pub mod partitioner;
+pub mod producer;
+pub mod tls;
+
+pub use config::{AuthMode, Bootstrap, KafkaConfig};
+pub use producer::{Delivery, KafkaProducer, OutgoingRecord, ProduceError, ProduceOutcome};

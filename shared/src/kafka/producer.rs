@@ -1,0 +1,614 @@
+//! Batched, partitioned, bounded producing.
+//!
+//! [`KafkaProducer`] is built once per execution environment without touching
+//! the network. The first [`KafkaProducer::produce`] connects (resolving an
+//! MSK ARN, reading a SCRAM secret, signing an IAM token as configured) and
+//! keeps the connection for later invocations; rskafka reconnects by itself
+//! when a broker closes it, as MSK does when an IAM session expires.
+//!
+//! One call sends a whole batch: records are assigned partitions (Java's
+//! murmur2 for keyed records, round-robin otherwise), grouped per partition
+//! in input order, cut into requests of at most `max_message_bytes`, and the
+//! partitions are sent in parallel. Within a partition the requests go one
+//! after another, and after the first failure the rest of that partition is
+//! not sent, so per-key order holds. Every step is bounded by the caller's
+//! deadline. The outcome is per record: where it landed, or why not.
+//!
+//! A request that times out may still have reached the broker, so a retry can
+//! duplicate it: delivery is at least once, as with any Kafka producer
+//! without idempotence (rskafka has none).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder, SaslConfig};
+use rskafka::record::Record;
+use rskafka::BackoffConfig;
+use tokio::sync::{Mutex, OnceCell};
+use tokio::time::{timeout_at, Instant};
+
+use crate::aws;
+use crate::kafka::auth::{IamTokenProvider, UserPassword};
+use crate::kafka::config::{
+    pick_msk_brokers, AuthMode, Bootstrap, CredentialSource, KafkaConfig, MskBrokerStrings,
+};
+use crate::kafka::partitioner::Partitioner;
+use crate::kafka::tls;
+
+/// Room left in each request for the record batch header.
+const BATCH_OVERHEAD: usize = 128;
+/// Room left per record for its length, delta and attribute varints.
+const RECORD_OVERHEAD: usize = 32;
+/// How long a topic's partition count is trusted (Java's `metadata.max.age.ms`).
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+/// rskafka's own retry budget for one step; the caller's deadline cuts it
+/// shorter. Without it rskafka would retry forever.
+const RSKAFKA_RETRY_BUDGET: Duration = Duration::from_secs(20);
+
+/// A record to send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutgoingRecord {
+    /// Partitioning key; `None` spreads records round-robin.
+    pub key: Option<Vec<u8>>,
+    /// The payload.
+    pub value: Option<Vec<u8>>,
+    /// Kafka headers.
+    pub headers: BTreeMap<String, Vec<u8>>,
+    /// The record timestamp; `None` means now.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl OutgoingRecord {
+    /// Bytes the record takes in a request, less the per-record overhead.
+    pub fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 10)
+                .sum::<usize>()
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// The partition.
+    pub partition: i32,
+    /// The offset the broker assigned.
+    pub offset: i64,
+}
+
+/// Why a record was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// The record can never be sent: it is larger than the limit.
+    #[error("record is {size} bytes, over the {limit}-byte limit (KAFKA_MAX_MESSAGE_BYTES)")]
+    TooLarge {
+        /// The record's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// No connection to the cluster could be made.
+    #[error("cannot connect to Kafka: {0}")]
+    Connect(String),
+    /// The topic's metadata could not be had.
+    #[error("topic {topic}: {reason}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A step did not finish before the deadline.
+    #[error("{step} did not finish before the deadline")]
+    Timeout {
+        /// The step: connect, metadata, leader lookup or produce.
+        step: &'static str,
+    },
+    /// The broker failed the request.
+    #[error("produce to partition {partition} failed: {reason}")]
+    Broker {
+        /// The partition.
+        partition: i32,
+        /// The error.
+        reason: String,
+    },
+    /// Not attempted, because an earlier record of the same partition failed.
+    #[error("not sent: an earlier record for partition {partition} failed")]
+    NotSent {
+        /// The partition.
+        partition: i32,
+    },
+}
+
+impl ProduceError {
+    /// Whether retrying can never help (the record itself is the problem).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::TooLarge { .. })
+    }
+}
+
+/// The per-record outcome of [`KafkaProducer::produce`], in input order.
+pub type ProduceOutcome = Result<Delivery, ProduceError>;
+
+/// A Kafka producer for one cluster, shared across invocations.
+pub struct KafkaProducer {
+    config: KafkaConfig,
+    iam: OnceCell<Arc<IamTokenProvider>>,
+    sdk: OnceCell<aws_config::SdkConfig>,
+    session: Mutex<Option<Arc<Session>>>,
+    partitioner: Partitioner,
+}
+
+impl std::fmt::Debug for KafkaProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaProducer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Session {
+    client: Client,
+    partition_counts: Mutex<HashMap<String, (usize, Instant)>>,
+    partition_clients: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
+}
+
+impl KafkaProducer {
+    /// A producer for `config`. Does no I/O.
+    pub fn new(config: KafkaConfig) -> Self {
+        Self {
+            config,
+            iam: OnceCell::new(),
+            sdk: OnceCell::new(),
+            session: Mutex::new(None),
+            partitioner: Partitioner::default(),
+        }
+    }
+
+    /// Uses `provider` for IAM tokens instead of one built from the default
+    /// AWS credential chain.
+    pub fn with_iam_provider(self, provider: Arc<IamTokenProvider>) -> Self {
+        let _ = self.iam.set(provider);
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    /// Sends `records` to `topic` and reports, per record and in order,
+    /// where it landed or why it did not. Gives up at `deadline`.
+    pub async fn produce(
+        &self,
+        topic: &str,
+        records: Vec<OutgoingRecord>,
+        deadline: Instant,
+    ) -> Vec<ProduceOutcome> {
+        let total = records.len();
+        let mut outcomes: Vec<Option<ProduceOutcome>> = vec![None; total];
+        let limit = self.config.max_message_bytes;
+        for (outcome, record) in outcomes.iter_mut().zip(&records) {
+            let size = record.size();
+            if size + RECORD_OVERHEAD + BATCH_OVERHEAD > limit {
+                *outcome = Some(Err(ProduceError::TooLarge { size, limit }));
+            }
+        }
+        if outcomes.iter().all(Option::is_some) {
+            return finish(outcomes);
+        }
+
+        let prepared = match self.prepare(topic, deadline).await {
+            Ok(p) => p,
+            Err(e) => {
+                fill_missing(&mut outcomes, &e);
+                return finish(outcomes);
+            }
+        };
+        let (session, partitions) = prepared;
+
+        let mut by_partition: BTreeMap<i32, Vec<(usize, Record)>> = BTreeMap::new();
+        for (index, record) in records.into_iter().enumerate() {
+            if outcomes[index].is_some() {
+                continue;
+            }
+            let partition = self.partitioner.partition(record.key.as_deref(), partitions);
+            by_partition
+                .entry(partition)
+                .or_default()
+                .push((index, to_rskafka(record)));
+        }
+
+        let sends = by_partition.into_iter().map(|(partition, records)| {
+            send_partition(&session, topic, partition, records, limit, deadline)
+        });
+        for (index, outcome) in futures::future::join_all(sends).await.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        finish(outcomes)
+    }
+
+    /// The number of partitions of `topic` (cached for five minutes).
+    pub async fn partition_count(&self, topic: &str, deadline: Instant) -> Result<usize, ProduceError> {
+        self.prepare(topic, deadline).await.map(|(_, n)| n)
+    }
+
+    async fn prepare(&self, topic: &str, deadline: Instant) -> Result<(Arc<Session>, usize), ProduceError> {
+        let session = self.session(deadline).await?;
+        let partitions = session.partition_count(topic, deadline).await?;
+        Ok((session, partitions))
+    }
+
+    async fn session(&self, deadline: Instant) -> Result<Arc<Session>, ProduceError> {
+        let mut slot = self.session.lock().await;
+        if let Some(session) = slot.as_ref() {
+            return Ok(Arc::clone(session));
+        }
+        let client = timeout_at(deadline, self.connect(deadline))
+            .await
+            .map_err(|_| ProduceError::Timeout { step: "connect" })??;
+        let session = Arc::new(Session {
+            client,
+            partition_counts: Mutex::new(HashMap::new()),
+            partition_clients: Mutex::new(HashMap::new()),
+        });
+        *slot = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    async fn connect(&self, deadline: Instant) -> Result<Client, ProduceError> {
+        let brokers = match &self.config.bootstrap {
+            Bootstrap::Servers(servers) => servers.clone(),
+            Bootstrap::MskCluster { arn } => self.resolve_msk(arn, deadline).await?,
+        };
+        let mut builder = ClientBuilder::new(brokers.clone())
+            .client_id(self.config.client_id.clone())
+            .backoff_config(BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+                deadline: Some(RSKAFKA_RETRY_BUDGET),
+            });
+        if self.config.tls {
+            let tls = tls::client_config(self.config.tls_ca_file.as_deref())
+                .map_err(|e| ProduceError::Connect(e.to_string()))?;
+            builder = builder.tls_config(tls);
+        }
+        if let Some(sasl) = self.sasl_config(deadline).await? {
+            builder = builder.sasl_config(sasl);
+        }
+        let client = builder
+            .build()
+            .await
+            .map_err(|e| ProduceError::Connect(e.to_string()))?;
+        tracing::info!(
+            brokers = brokers.join(","),
+            auth = %self.config.auth,
+            tls = self.config.tls,
+            "connected to Kafka"
+        );
+        Ok(client)
+    }
+
+    async fn sasl_config(&self, deadline: Instant) -> Result<Option<SaslConfig>, ProduceError> {
+        let auth = self.config.auth;
+        match auth {
+            AuthMode::None => Ok(None),
+            AuthMode::Iam => {
+                let provider = self
+                    .iam
+                    .get_or_try_init(|| async {
+                        let region = self.config.region.clone().ok_or_else(|| {
+                            ProduceError::Connect("AWS_REGION is needed for MSK IAM".into())
+                        })?;
+                        let credentials = self.sdk().await.credentials_provider().ok_or_else(|| {
+                            ProduceError::Connect("no AWS credential provider is configured".into())
+                        })?;
+                        Ok::<_, ProduceError>(Arc::new(IamTokenProvider::new(region, credentials)))
+                    })
+                    .await?;
+                Ok(Some(Arc::clone(provider).sasl_config()))
+            }
+            AuthMode::ScramSha512 | AuthMode::ScramSha256 | AuthMode::Plain => {
+                let user = match &self.config.credentials {
+                    Some(CredentialSource::Inline { username, password }) => UserPassword {
+                        username: username.clone(),
+                        password: password.clone(),
+                    },
+                    Some(CredentialSource::SecretArn(arn)) => {
+                        let text = aws::secret_string(self.sdk().await, arn, deadline)
+                            .await
+                            .map_err(|e| ProduceError::Connect(e.to_string()))?;
+                        UserPassword::from_secret_json(&text)
+                            .map_err(|e| ProduceError::Connect(e.to_string()))?
+                    }
+                    None => {
+                        return Err(ProduceError::Connect(format!(
+                            "KAFKA_AUTH={auth} needs credentials"
+                        )))
+                    }
+                };
+                Ok(user.sasl_config(auth))
+            }
+        }
+    }
+
+    async fn resolve_msk(&self, arn: &str, deadline: Instant) -> Result<Vec<String>, ProduceError> {
+        let client = aws_sdk_kafka::Client::new(self.sdk().await);
+        let answer = timeout_at(deadline, client.get_bootstrap_brokers().cluster_arn(arn).send())
+            .await
+            .map_err(|_| ProduceError::Timeout {
+                step: "kafka:GetBootstrapBrokers",
+            })?
+            .map_err(|e| {
+                ProduceError::Connect(format!(
+                    "kafka:GetBootstrapBrokers failed: {}",
+                    aws_sdk_kafka::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let strings = MskBrokerStrings {
+            plaintext: answer.bootstrap_broker_string().map(str::to_owned),
+            tls: answer.bootstrap_broker_string_tls().map(str::to_owned),
+            sasl_scram: answer.bootstrap_broker_string_sasl_scram().map(str::to_owned),
+            sasl_iam: answer.bootstrap_broker_string_sasl_iam().map(str::to_owned),
+        };
+        pick_msk_brokers(&strings, self.config.auth, self.config.tls).map_err(ProduceError::Connect)
+    }
+
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk.get_or_init(aws::sdk_config).await
+    }
+}
+
+impl Session {
+    async fn partition_count(&self, topic: &str, deadline: Instant) -> Result<usize, ProduceError> {
+        if let Some((count, fetched)) = self.partition_counts.lock().await.get(topic) {
+            if fetched.elapsed() < METADATA_MAX_AGE {
+                return Ok(*count);
+            }
+        }
+        let topics = timeout_at(deadline, self.client.list_topics())
+            .await
+            .map_err(|_| ProduceError::Timeout { step: "metadata" })?
+            .map_err(|e| ProduceError::Topic {
+                topic: topic.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let count = topics
+            .iter()
+            .find(|t| t.name == topic)
+            .map(|t| t.partitions.len())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ProduceError::Topic {
+                topic: topic.to_owned(),
+                reason: "does not exist (topics are not created automatically)".into(),
+            })?;
+        self.partition_counts
+            .lock()
+            .await
+            .insert(topic.to_owned(), (count, Instant::now()));
+        Ok(count)
+    }
+
+    async fn partition_client(
+        &self,
+        topic: &str,
+        partition: i32,
+        deadline: Instant,
+    ) -> Result<Arc<PartitionClient>, ProduceError> {
+        let key = (topic.to_owned(), partition);
+        if let Some(client) = self.partition_clients.lock().await.get(&key) {
+            return Ok(Arc::clone(client));
+        }
+        let client = timeout_at(
+            deadline,
+            self.client
+                .partition_client(topic, partition, UnknownTopicHandling::Error),
+        )
+        .await
+        .map_err(|_| ProduceError::Timeout {
+            step: "leader lookup",
+        })?
+        .map_err(|e| ProduceError::Broker {
+            partition,
+            reason: e.to_string(),
+        })?;
+        let client = Arc::new(client);
+        self.partition_clients
+            .lock()
+            .await
+            .insert(key, Arc::clone(&client));
+        Ok(client)
+    }
+
+    async fn forget_partition_client(&self, topic: &str, partition: i32) {
+        self.partition_clients
+            .lock()
+            .await
+            .remove(&(topic.to_owned(), partition));
+    }
+}
+
+async fn send_partition(
+    session: &Session,
+    topic: &str,
+    partition: i32,
+    records: Vec<(usize, Record)>,
+    limit: usize,
+    deadline: Instant,
+) -> Vec<(usize, ProduceOutcome)> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    let client = match session.partition_client(topic, partition, deadline).await {
+        Ok(client) => client,
+        Err(e) => {
+            outcomes.extend(records.into_iter().map(|(i, _)| (i, Err(e.clone()))));
+            return outcomes;
+        }
+    };
+    let mut failure: Option<ProduceError> = None;
+    for chunk in into_requests(records, limit) {
+        if failure.is_some() {
+            outcomes.extend(
+                chunk
+                    .into_iter()
+                    .map(|(i, _)| (i, Err(ProduceError::NotSent { partition }))),
+            );
+            continue;
+        }
+        let (indexes, batch): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
+        let sent = timeout_at(deadline, client.produce(batch, Compression::NoCompression)).await;
+        match sent {
+            Ok(Ok(offsets)) if offsets.len() == indexes.len() => {
+                outcomes.extend(
+                    indexes
+                        .into_iter()
+                        .zip(offsets)
+                        .map(|(i, offset)| (i, Ok(Delivery { partition, offset }))),
+                );
+            }
+            other => {
+                let error = match other {
+                    Err(_) => ProduceError::Timeout { step: "produce" },
+                    Ok(Err(e)) => ProduceError::Broker {
+                        partition,
+                        reason: e.to_string(),
+                    },
+                    Ok(Ok(offsets)) => ProduceError::Broker {
+                        partition,
+                        reason: format!(
+                            "broker acknowledged {} records of {}",
+                            offsets.len(),
+                            indexes.len()
+                        ),
+                    },
+                };
+                tracing::warn!(topic, partition, error = %error, "produce failed");
+                session.forget_partition_client(topic, partition).await;
+                outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
+                failure = Some(error);
+            }
+        }
+    }
+    outcomes
+}
+
+/// Cuts one partition's records into requests that fit the byte limit,
+/// keeping their order.
+fn into_requests(records: Vec<(usize, Record)>, limit: usize) -> Vec<Vec<(usize, Record)>> {
+    let budget = limit.saturating_sub(BATCH_OVERHEAD);
+    let mut requests = Vec::new();
+    let mut current = Vec::new();
+    let mut used = 0;
+    for (index, record) in records {
+        let size = record.approximate_size() + RECORD_OVERHEAD;
+        if !current.is_empty() && used + size > budget {
+            requests.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used += size;
+        current.push((index, record));
+    }
+    if !current.is_empty() {
+        requests.push(current);
+    }
+    requests
+}
+
+fn to_rskafka(record: OutgoingRecord) -> Record {
+    Record {
+        key: record.key,
+        value: record.value,
+        headers: record.headers,
+        timestamp: record.timestamp.unwrap_or_else(Utc::now),
+    }
+}
+
+fn fill_missing(outcomes: &mut [Option<ProduceOutcome>], error: &ProduceError) {
+    for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {
+        *outcome = Some(Err(error.clone()));
+    }
+}
+
+fn finish(outcomes: Vec<Option<ProduceOutcome>>) -> Vec<ProduceOutcome> {
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(ProduceError::Timeout { step: "produce" })))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(value_len: usize) -> (usize, Record) {
+        (
+            0,
+            to_rskafka(OutgoingRecord {
+                value: Some(vec![b'x'; value_len]),
+                ..Default::default()
+            }),
+        )
+    }
+
+    #[test]
+    fn requests_respect_the_byte_limit_and_keep_order() {
+        let records: Vec<(usize, Record)> = (0..10)
+            .map(|i| {
+                let (_, r) = record(300);
+                (i, r)
+            })
+            .collect();
+        let requests = into_requests(records, 1024);
+        assert!(requests.len() > 1);
+        let flat: Vec<usize> = requests.iter().flatten().map(|(i, _)| *i).collect();
+        assert_eq!(flat, (0..10).collect::<Vec<_>>());
+        for request in &requests {
+            let bytes: usize = request.iter().map(|(_, r)| r.approximate_size() + RECORD_OVERHEAD).sum();
+            assert!(bytes + BATCH_OVERHEAD <= 1024 || request.len() == 1);
+        }
+    }
+
+    #[test]
+    fn a_single_record_always_makes_a_request() {
+        assert_eq!(into_requests(vec![record(5000)], 1024).len(), 1);
+        assert!(into_requests(Vec::new(), 1024).is_empty());
+    }
+
+    #[tokio::test]
+    async fn oversized_records_fail_before_any_network_step() {
+        let mut config = KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]);
+        config.max_message_bytes = 2048;
+        let producer = KafkaProducer::new(config);
+        let outcomes = producer
+            .produce(
+                "t",
+                vec![OutgoingRecord {
+                    value: Some(vec![0; 4096]),
+                    ..Default::default()
+                }],
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await;
+        assert!(matches!(outcomes[0], Err(ProduceError::TooLarge { size: 4096, limit: 2048 })));
+        assert!(outcomes[0].as_ref().unwrap_err().is_permanent());
+    }
+
+    #[test]
+    fn record_size_counts_key_value_and_headers() {
+        let r = OutgoingRecord {
+            key: Some(vec![0; 3]),
+            value: Some(vec![0; 5]),
+            headers: BTreeMap::from([("ab".to_owned(), vec![0; 4])]),
+            timestamp: None,
+        };
+        assert_eq!(r.size(), 3 + 5 + 2 + 4 + 10);
+    }
+}

@@ -1,0 +1,40 @@
+//! Building blocks for AWS Lambda functions that sit on streams: DynamoDB
+//! Streams, Kinesis, Kafka/MSK, Firehose and DoubleCloud transfers.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`config`] | [`config::Env`], typed reads of environment variables, [`config::Secret`] |
+//! | [`kafka`] | connection settings, MSK IAM and SCRAM/PLAIN auth, TLS, the Java-compatible partitioner and the batched producer |
+//! | [`dynamodb`] | `AttributeValue` maps to exact JSON |
+//! | [`result`] | the `Ok` / `Dropped` / `ProcessingFailed` / `Split` model and its DoubleCloud and Firehose wire forms |
+//! | [`batch`] | partial batch responses for streams and Kafka |
+//! | [`deadline`] | the invocation deadline as a budget for network calls |
+//! | [`aws`] | SDK configuration and bounded Secrets Manager reads |
+//! | [`telemetry`] | logging set-up (and log capture for tests) |
+//!
+//! # Data flow
+//!
+//! A function's `main` reads its configuration once ([`config::Env`]),
+//! builds a [`kafka::KafkaProducer`] (no I/O) and hands both to its handler.
+//! Per invocation the handler turns each record into an
+//! [`kafka::OutgoingRecord`] (DynamoDB images through [`dynamodb`]), sends
+//! the batch with one [`kafka::KafkaProducer::produce`] call bounded by
+//! [`deadline::stop_by`], and answers with a [`batch`] response built from
+//! the per-record outcomes. Transformation functions answer with [`result`]
+//! types instead.
+
+pub mod aws;
+pub mod batch;
+pub mod config;
+pub mod deadline;
+pub mod dynamodb;
+pub mod kafka;
+pub mod result;
+pub mod telemetry;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+/// The error type handlers return to the Lambda runtime.
+pub type Error = lambda_runtime::Error;

@@ -1,0 +1,106 @@
+//! Logging set-up shared by every function.
+//!
+//! [`init`] installs the Lambda runtime's subscriber: JSON lines when
+//! `AWS_LAMBDA_LOG_FORMAT=JSON`, the level from `AWS_LAMBDA_LOG_LEVEL`, then
+//! `RUST_LOG`, then INFO. The runtime wraps each invocation in a span that
+//! carries `requestId`, so every line logged while handling an event names
+//! its request.
+//!
+//! With the `test-util` feature, [`capture`] runs a future with a JSON
+//! subscriber that records every line, so tests can assert on log output.
+
+/// Installs the process-wide subscriber. Call once, first thing in `main`.
+pub fn init() {
+    lambda_runtime::tracing::init_default_subscriber();
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub use capture::{capture, CapturedLogs};
+
+#[cfg(any(test, feature = "test-util"))]
+mod capture {
+    use std::future::Future;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
+    use tracing::instrument::WithSubscriber;
+
+    /// Log lines recorded by [`capture`], one JSON object each.
+    #[derive(Debug, Clone, Default)]
+    pub struct CapturedLogs {
+        buffer: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl CapturedLogs {
+        /// Every line parsed as JSON; lines that are not JSON are skipped.
+        pub fn lines(&self) -> Vec<serde_json::Value> {
+            self.text()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        }
+
+        /// The raw text, for checks that nothing secret was written.
+        pub fn text(&self) -> String {
+            let bytes = self.buffer.lock().map(|b| b.clone()).unwrap_or_default();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    /// A writer that appends to the shared buffer.
+    #[derive(Debug)]
+    pub struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for BufferWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Ok(mut b) = self.0.lock() {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for CapturedLogs {
+        type Writer = BufferWriter;
+        fn make_writer(&'a self) -> Self::Writer {
+            BufferWriter(Arc::clone(&self.buffer))
+        }
+    }
+
+    /// Runs `future` with a DEBUG-level JSON subscriber and returns its output
+    /// together with everything it logged. Event fields are flattened into
+    /// each line, next to `level` and `message`.
+    pub async fn capture<F: Future>(future: F) -> (F::Output, CapturedLogs) {
+        let logs = CapturedLogs::default();
+        let subscriber = lambda_runtime::tracing::subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(logs.clone())
+            .finish();
+        let output = future.with_subscriber(subscriber).await;
+        (output, logs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captured_lines_carry_their_fields() {
+        let ((), logs) = capture(async {
+            tracing::info!(partition = 3, "acknowledged");
+        })
+        .await;
+        let lines = logs.lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["message"], "acknowledged");
+        assert_eq!(lines[0]["partition"], 3);
+        assert_eq!(lines[0]["level"], "INFO");
+    }
+}
