@@ -86,15 +86,16 @@ pub async fn read_partition(
     let stop = tokio::time::Instant::now() + timeout;
     let mut records = Vec::new();
     let mut offset = 0;
-    while records.len() < expected && tokio::time::Instant::now() < stop {
+    loop {
         let (batch, high_watermark) = partition_client
-            .fetch_records(offset, 1..10_000_000, 500)
+            .fetch_records(offset, 1..10_000_000, 200)
             .await?;
         if let Some(last) = batch.last() {
             offset = last.offset + 1;
         }
         records.extend(batch);
-        if offset >= high_watermark && records.len() >= expected {
+        let caught_up = offset >= high_watermark;
+        if (records.len() >= expected && caught_up) || tokio::time::Instant::now() >= stop {
             break;
         }
     }
@@ -120,5 +121,206 @@ pub async fn read_topic(
             return Ok(all);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A free loopback port (bound and released; fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// A private tansu broker for tests that need to break the network between
+/// the producer and the broker. It listens on a plaintext port and
+/// advertises `advertised_port`, where a [`FaultProxy`] (or a TLS proxy)
+/// stands. Killed on drop.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    child: tokio::process::Child,
+    /// The broker's own (plaintext) address.
+    pub direct: String,
+}
+
+impl PrivateBroker {
+    /// Starts tansu (`TANSU_BIN`) and waits until it accepts connections.
+    #[allow(clippy::panic)]
+    pub async fn start(advertised_host: &str, advertised_port: u16) -> Self {
+        let bin = std::env::var("TANSU_BIN")
+            .unwrap_or_else(|_| panic!("TANSU_BIN is not set: run `make test`"));
+        let port = free_port();
+        let child = tokio::process::Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://127.0.0.1:{port}"),
+                "--advertised-listener-url",
+                &format!("tcp://{advertised_host}:{advertised_port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start tansu: {e}"));
+        let direct = format!("127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&direct).await.is_ok() {
+                return Self { child, direct };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tansu did not open {direct}");
+    }
+
+    /// Creates a topic with tansu's own command, talking to the broker
+    /// directly (its advertised address may be a proxy that is down).
+    #[allow(clippy::panic)]
+    pub async fn create_topic(&self, topic: &str, partitions: i32) {
+        let bin = std::env::var("TANSU_BIN").unwrap_or_default();
+        let status = tokio::process::Command::new(bin)
+            .args(["topic", "create", topic, "--partitions", &partitions.to_string(), "--broker"])
+            .arg(format!("tcp://{}", self.direct))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .await;
+        assert!(matches!(status, Ok(s) if s.success()), "topic create failed: {status:?}");
+    }
+
+    /// Stops the broker now.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// What a [`FaultProxy`] does with the bytes it relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Relay everything.
+    None,
+    /// Hold every byte from now on: connections stay open, nothing moves.
+    BlackHole,
+    /// Relay, but wait this long before each chunk.
+    Delay(Duration),
+    /// Relay this many more client-to-broker bytes, then close every
+    /// connection and refuse new ones: the broker is gone.
+    CutAfter(usize),
+}
+
+/// A TCP relay between the producer and a broker that can slow down,
+/// swallow or cut the traffic on command.
+#[derive(Debug, Clone)]
+pub struct FaultProxy {
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+    /// The port the proxy listens on.
+    pub port: u16,
+}
+
+#[derive(Debug)]
+struct ProxyState {
+    fault: Fault,
+    budget: usize,
+    generation: u64,
+}
+
+impl FaultProxy {
+    /// Listens on `port` and relays to `upstream`.
+    #[allow(clippy::panic)]
+    pub async fn start(port: u16, upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("cannot bind proxy port {port}: {e}"));
+        let proxy = Self {
+            state: std::sync::Arc::new(std::sync::Mutex::new(ProxyState {
+                fault: Fault::None,
+                budget: 0,
+                generation: 0,
+            })),
+            port,
+        };
+        let state = std::sync::Arc::clone(&proxy.state);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let refuse = state
+                    .lock()
+                    .map(|s| matches!(s.fault, Fault::CutAfter(_)) && s.budget == 0)
+                    .unwrap_or(true);
+                if refuse {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(relay(client_read, server_write, std::sync::Arc::clone(&state), true));
+                tokio::spawn(relay(server_read, client_write, std::sync::Arc::clone(&state), false));
+            }
+        });
+        proxy
+    }
+
+    /// Changes what the proxy does from now on.
+    pub fn set(&self, fault: Fault) {
+        if let Ok(mut s) = self.state.lock() {
+            s.fault = fault;
+            s.generation += 1;
+            if let Fault::CutAfter(n) = fault {
+                s.budget = n;
+            }
+        }
+    }
+}
+
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    state: std::sync::Arc<std::sync::Mutex<ProxyState>>,
+    client_to_broker: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let Ok(n) = from.read(&mut buffer).await else { return };
+        if n == 0 {
+            return;
+        }
+        let mut allowed = n;
+        loop {
+            let fault = match state.lock() {
+                Ok(s) => s.fault,
+                Err(_) => return,
+            };
+            match fault {
+                Fault::None => break,
+                Fault::BlackHole => tokio::time::sleep(Duration::from_millis(20)).await,
+                Fault::Delay(d) => {
+                    tokio::time::sleep(d).await;
+                    break;
+                }
+                Fault::CutAfter(_) => {
+                    let Ok(mut s) = state.lock() else { return };
+                    if !client_to_broker {
+                        if s.budget == 0 {
+                            return;
+                        }
+                        break;
+                    }
+                    if s.budget == 0 {
+                        return;
+                    }
+                    allowed = allowed.min(s.budget);
+                    s.budget -= allowed;
+                    break;
+                }
+            }
+        }
+        if to.write_all(&buffer[..allowed]).await.is_err() {
+            return;
+        }
+        if allowed < n {
+            return;
+        }
     }
 }

@@ -1,8 +1,285 @@
-//! Skeleton: answers the schema probe.
+//! One invocation: tell the event's shape, check the caller, enrich, answer.
+//!
+//! | shape | recognised by | answered with |
+//! |---|---|---|
+//! | Function URL (v2) | `requestContext` or `rawPath` | HTTP 200 + the DoubleCloud response as JSON body; 401, 500 or 503 otherwise |
+//! | DoubleCloud batch (direct invocation) | `Records` | the bare DoubleCloud response, or a Lambda error |
+//! | Firehose transformation | `records` + `deliveryStreamArn` or `invocationId` | the Firehose response, or a Lambda error |
+//!
+//! Whole-call failures (the engine or Firehose retries the whole call):
+//! * the body or event cannot be parsed, or `Records` is absent, `null` or
+//!   not a list (nothing can be answered per record): HTTP 500 with
+//!   `{"error": …}`, or a Lambda error;
+//! * the enrichment IP cannot be had, or the caller token cannot be read
+//!   from Secrets Manager: HTTP 503, or a Lambda error;
+//! * a Firehose record without a `recordId`, or with a repeated one.
+//!
+//! The probe `{"Records":[]}` is answered `{"Records":[]}` without needing
+//! the IP.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::firehose::KinesisFirehoseResponse;
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
+use base64::Engine as _;
+use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use lambda_runtime::{Error, LambdaEvent};
+use lambda_stream_kit::kafka::tls::TlsError;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
 
-/// Handles one transformation call.
-pub async fn function_handler(_event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
-    Ok(serde_json::json!({"Records": []}))
+use crate::auth::{SecretReader, TokenGuard, TokenUnavailable};
+use crate::config::Config;
+use crate::doublecloud::{self, BatchError, DoubleCloudResponse, Enrichment, SharedStr};
+use crate::firehose::{self, FirehoseError};
+use crate::ip::{IpError, IpSource};
+
+/// Time kept back from the invocation deadline to send the answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// What the function keeps between invocations.
+#[derive(Debug)]
+pub struct Enricher {
+    config: Config,
+    ips: IpSource,
+    guard: TokenGuard,
 }
+
+impl Enricher {
+    /// Builds the state once per execution environment; no I/O happens here.
+    pub fn new(config: Config, read_secret: SecretReader) -> Result<Self, TlsError> {
+        Ok(Self {
+            ips: IpSource::new(&config)?,
+            guard: TokenGuard::new(config.token.clone(), read_secret),
+            config,
+        })
+    }
+}
+
+/// Any of the three answers.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Response {
+    /// Direct invocation with a DoubleCloud batch.
+    DoubleCloud(DoubleCloudResponse),
+    /// Firehose transformation.
+    Firehose(KinesisFirehoseResponse),
+    /// A Function-URL call (any status).
+    FunctionUrl(LambdaFunctionUrlResponse),
+}
+
+/// A call that cannot be answered record by record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The event matches none of the accepted shapes.
+    #[error("unrecognised event: expected a DoubleCloud batch (Records), a Function URL request or a Firehose transformation event")]
+    UnrecognisedEvent,
+    /// The Function-URL body is missing, not base64 when it says so, or not JSON.
+    #[error("request body {0}")]
+    Body(String),
+    /// The DoubleCloud batch has no record list.
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    /// The Firehose event cannot be answered per record.
+    #[error(transparent)]
+    Firehose(#[from] FirehoseError),
+    /// The enrichment IP cannot be had; retrying later may work.
+    #[error("enrichment IP unavailable: {0}")]
+    Ip(#[from] IpError),
+    /// The caller token cannot be loaded; retrying later may work.
+    #[error(transparent)]
+    Token(#[from] TokenUnavailable),
+}
+
+impl CallError {
+    /// The HTTP status for a Function-URL caller.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Ip(_) | Self::Token(_) => 503,
+            _ => 500,
+        }
+    }
+
+    /// What a Function-URL caller is told: its own input's faults in full,
+    /// internal ones without detail.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Ip(_) => "enrichment IP unavailable".into(),
+            Self::Token(_) => "service unavailable".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The Lambda entry point: answers, or returns the whole-call error.
+pub async fn function_handler(
+    enricher: &Enricher,
+    event: LambdaEvent<Value>,
+) -> Result<Response, Error> {
+    handle(enricher, event).await.map_err(|e| {
+        tracing::error!(error = %e, "call failed");
+        Error::from(e)
+    })
+}
+
+/// [`function_handler`] with the error typed.
+pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Response, CallError> {
+    let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
+    let mut payload = event.payload;
+    let Some(fields) = payload.as_object() else {
+        return Err(CallError::UnrecognisedEvent);
+    };
+    if fields.contains_key("requestContext") || fields.contains_key("rawPath") {
+        Ok(Response::FunctionUrl(
+            function_url(enricher, payload, stop_by).await,
+        ))
+    } else if fields.contains_key("Records") {
+        doublecloud_batch(enricher, payload, stop_by)
+            .await
+            .map(Response::DoubleCloud)
+    } else if fields.contains_key("records")
+        && (fields.contains_key("deliveryStreamArn") || fields.contains_key("invocationId"))
+    {
+        let records = firehose::take_records(&mut payload)?;
+        firehose::check_record_ids(&records)?;
+        if records.is_empty() {
+            return Ok(Response::Firehose(KinesisFirehoseResponse::default()));
+        }
+        let ip = enricher.ips.get(stop_by).await?.to_string();
+        let total = records.len();
+        let response = firehose::transform(records, &ip);
+        let failed = response
+            .records
+            .iter()
+            .filter(|r| r.result.as_deref() == Some("ProcessingFailed"))
+            .count();
+        tracing::info!(records = total, failed, "firehose batch transformed");
+        Ok(Response::Firehose(response))
+    } else {
+        Err(CallError::UnrecognisedEvent)
+    }
+}
+
+async fn doublecloud_batch(
+    enricher: &Enricher,
+    mut batch: Value,
+    stop_by: Instant,
+) -> Result<DoubleCloudResponse, CallError> {
+    let records = doublecloud::take_records(&mut batch)?;
+    if records.is_empty() {
+        // The engine's schema probe: no IP needed to answer it.
+        return Ok(DoubleCloudResponse { records: vec![] });
+    }
+    let ip = enricher.ips.get(stop_by).await?;
+    let enrichment = Enrichment {
+        ip: SharedStr(Arc::from(ip.to_string())),
+        output_table: enricher.config.output_table.as_deref(),
+    };
+    let total = records.len();
+    let response = doublecloud::transform(records, &enrichment);
+    let failed = response
+        .records
+        .iter()
+        .filter(|r| r.result == lambda_stream_kit::result::ResultKind::ProcessingFailed)
+        .count();
+    tracing::info!(records = total, failed, "doublecloud batch transformed");
+    Ok(response)
+}
+
+/// A Function-URL call: never a Lambda error, always an HTTP answer, so the
+/// engine sees a status it retries on rather than a generic 502.
+async fn function_url(
+    enricher: &Enricher,
+    mut request: Value,
+    stop_by: Instant,
+) -> LambdaFunctionUrlResponse {
+    match enricher
+        .guard
+        .check(header(&request, "authorization"), stop_by)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(refusal)) => {
+            let http = request.pointer("/requestContext/http");
+            let text = |name: &str| http.and_then(|h| h.get(name)).and_then(Value::as_str);
+            tracing::warn!(
+                reason = refusal.as_str(),
+                source_ip = text("sourceIp").unwrap_or_default(),
+                user_agent = text("userAgent").unwrap_or_default(),
+                "Function URL call refused"
+            );
+            let mut response = json_response(401, r#"{"error":"unauthorized"}"#.into());
+            response
+                .headers
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+        Err(e) => return error_response(&CallError::from(e)),
+    }
+    let answer = match body_json(&mut request) {
+        Ok(batch) => doublecloud_batch(enricher, batch, stop_by).await,
+        Err(e) => Err(e),
+    };
+    match answer.and_then(|response| {
+        serde_json::to_string(&response)
+            .map_err(|e| CallError::Body(format!("answer cannot be serialized: {e}")))
+    }) {
+        Ok(body) => json_response(200, body),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// A header of a Function-URL request; names are matched case-insensitively
+/// (Lambda lower-cases them, a hand-made event may not).
+fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request
+        .get("headers")?
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))?
+        .1
+        .as_str()
+}
+
+/// The request body as JSON, base64-decoded first when the envelope says so.
+fn body_json(request: &mut Value) -> Result<Value, CallError> {
+    let encoded = request
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let body = match request.get_mut("body").map(Value::take) {
+        Some(Value::String(body)) if !body.is_empty() => body,
+        _ => return Err(CallError::Body("is empty".into())),
+    };
+    let parsed = if encoded {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|e| CallError::Body(format!("is marked base64 but is not: {e}")))?;
+        serde_json::from_slice(&bytes)
+    } else {
+        serde_json::from_str(&body)
+    };
+    parsed.map_err(|e| CallError::Body(format!("is not JSON: {e}")))
+}
+
+fn error_response(error: &CallError) -> LambdaFunctionUrlResponse {
+    tracing::error!(error = %error, status = error.status(), "call failed");
+    let body = serde_json::json!({ "error": error.public_message() }).to_string();
+    json_response(error.status(), body)
+}
+
+fn json_response(status: u16, body: String) -> LambdaFunctionUrlResponse {
+    let mut response = LambdaFunctionUrlResponse::default();
+    response.status_code = i64::from(status);
+    response
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.body = Some(body);
+    response
+}
+
+#[cfg(test)]
+mod tests;

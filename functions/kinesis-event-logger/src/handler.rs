@@ -1,9 +1,449 @@
-//! Skeleton: answers every batch as fully handled.
+//! Logs every record of a Kinesis batch as one structured line.
+//!
+//! # Per record
+//!
+//! One INFO line, message `kinesis record`, with the fields `partition_key`,
+//! `sequence_number`, `shard_id` (the part of `eventID` before the `:`),
+//! `approximate_arrival_time` (RFC 3339, UTC, milliseconds), `size_bytes`
+//! (always the full size of the data), `encoding` and `data`:
+//!
+//! | data | `encoding` | `data` is |
+//! |---|---|---|
+//! | valid JSON | `json` | the JSON value itself, nested in the line |
+//! | other UTF-8 | `text` | a string |
+//! | anything else | `base64` | the bytes in standard base64 |
+//!
+//! Data longer than [`Config::log_data_max_bytes`] is cut to that many bytes
+//! (at a character boundary for text) and the line gets `truncated: true` and
+//! `logged_bytes`. A cut JSON document is no longer JSON, so it is logged as
+//! text. Records the KPL aggregated ([`crate::kpl`]) give one line per user
+//! record, with `sub_sequence_number` (its index in the aggregate), its own
+//! partition key and, when set, `explicit_hash_key`.
+//!
+//! # Failures
+//!
+//! * A corrupt KPL aggregate is not a failure: it is logged raw (base64) at
+//!   WARN with `kpl_error` saying what is wrong.
+//! * A record that cannot be parsed (not an object, no `kinesis` object, no
+//!   `kinesis.data` or `kinesis.sequenceNumber` string, data not base64) is
+//!   logged at ERROR with the reason. The first such record's sequence number
+//!   is returned as the batch item failure, so the mapping's retry limit and
+//!   on-failure destination take over. When `kinesis.sequenceNumber` is
+//!   missing, the one in `eventID` is reported instead.
+//! * If that first unparseable record has no sequence number at all, or the
+//!   event has no `Records` array, the whole invocation fails: Lambda retries
+//!   (or bisects) the batch, which is all that can be done for a record that
+//!   cannot be named.
+//!
+//! Every parseable record is logged, also those after a failed one; as the
+//! mapping redelivers from the failed record, those lines repeat on the retry
+//! (at least once, like any Kinesis consumer).
 
 use aws_lambda_events::streams::KinesisEventResponse;
+use base64::Engine as _;
 use lambda_runtime::{Error, LambdaEvent};
+use lambda_stream_kit::config::{ConfigError, Env};
+use serde_json::Value;
+use tracing::Level;
 
-/// Handles one Kinesis batch.
-pub async fn function_handler(_event: LambdaEvent<serde_json::Value>) -> Result<KinesisEventResponse, Error> {
-    Ok(lambda_stream_kit::batch::kinesis_response(None))
+use crate::kpl::{self, KplError};
+
+/// The environment variable that caps the logged data.
+pub const LOG_DATA_MAX_BYTES: &str = "LOG_DATA_MAX_BYTES";
+
+/// CloudWatch Logs takes at most 256 KiB per event, so a larger cap could
+/// only produce lines that get cut anyway.
+const LOG_DATA_MAX_BYTES_LIMIT: usize = 256 * 1024;
+
+/// The function's settings, read once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How many bytes of each record's data are logged; 0 logs none.
+    pub log_data_max_bytes: usize,
 }
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            log_data_max_bytes: Self::DEFAULT_LOG_DATA_MAX_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// The default for [`LOG_DATA_MAX_BYTES`].
+    pub const DEFAULT_LOG_DATA_MAX_BYTES: usize = 8192;
+
+    /// Reads `LOG_DATA_MAX_BYTES` (default 8192, at most 262144).
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let log_data_max_bytes = env.parse_or(LOG_DATA_MAX_BYTES, Self::DEFAULT_LOG_DATA_MAX_BYTES)?;
+        if log_data_max_bytes > LOG_DATA_MAX_BYTES_LIMIT {
+            return Err(ConfigError::Invalid {
+                name: LOG_DATA_MAX_BYTES,
+                value: log_data_max_bytes.to_string(),
+                reason: format!("at most {LOG_DATA_MAX_BYTES_LIMIT} (CloudWatch Logs caps an event at 256 KiB)"),
+            });
+        }
+        Ok(Self { log_data_max_bytes })
+    }
+}
+
+/// Why the whole batch is answered with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// The event is not a Kinesis batch at all.
+    #[error("the event has no Records array, so it is not a Kinesis batch")]
+    NotABatch,
+    /// The first unparseable record cannot be reported, having no sequence number.
+    #[error("record {index} cannot be parsed ({reason}) and has no sequence number to report; failing the whole batch")]
+    Unidentifiable {
+        /// Position of the record in the batch.
+        index: usize,
+        /// Why it could not be parsed.
+        reason: RecordError,
+    },
+}
+
+/// Why a record cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// The record is not a JSON object.
+    #[error("record is not a JSON object")]
+    NotAnObject,
+    /// There is no `kinesis` object.
+    #[error("record has no kinesis object")]
+    MissingKinesis,
+    /// A required `kinesis` field is absent or not a string.
+    #[error("kinesis.{0} is missing or not a string")]
+    MissingField(&'static str),
+    /// `kinesis.data` is not standard base64.
+    #[error("kinesis.data is not valid base64: {0}")]
+    InvalidBase64(base64::DecodeError),
+}
+
+/// What one batch came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome<'a> {
+    /// Kinesis records in the batch.
+    pub records: usize,
+    /// Lines logged for data: one per plain record, one per user record of
+    /// an aggregate, one per corrupt aggregate.
+    pub lines: usize,
+    /// Records that could not be parsed.
+    pub failed: usize,
+    /// The sequence number to report as the batch item failure.
+    pub first_failed: Option<&'a str>,
+}
+
+/// Handles one Kinesis batch: logs it and answers with the partial batch
+/// response (empty when every record was parsed).
+pub async fn function_handler(event: LambdaEvent<Value>, config: &Config) -> Result<KinesisEventResponse, Error> {
+    let outcome = log_batch(&event.payload, config)?;
+    Ok(lambda_stream_kit::batch::kinesis_response(outcome.first_failed))
+}
+
+/// Logs every record of `event`; see the module docs for the outcomes.
+pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'a>, BatchError> {
+    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+        tracing::error!(reason = %BatchError::NotABatch, "event rejected");
+        return Err(BatchError::NotABatch);
+    };
+    let mut outcome = BatchOutcome {
+        records: records.len(),
+        ..BatchOutcome::default()
+    };
+    let mut unidentifiable = None;
+    // One buffer for every record's decoded data, so a batch allocates it once.
+    let mut buffer = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        match log_record(record, config, &mut buffer) {
+            Ok(lines) => outcome.lines += lines,
+            Err(failure) => {
+                tracing::error!(
+                    index,
+                    sequence_number = failure.sequence_number,
+                    event_id = failure.event_id,
+                    reason = %failure.reason,
+                    "kinesis record cannot be parsed"
+                );
+                outcome.failed += 1;
+                // Redelivery starts at the first failure, which covers every
+                // later one, so only the first decides the answer.
+                if outcome.failed == 1 {
+                    match failure.sequence_number {
+                        Some(sequence_number) => outcome.first_failed = Some(sequence_number),
+                        None => unidentifiable = Some((index, failure.reason)),
+                    }
+                }
+            }
+        }
+    }
+    tracing::debug!(
+        records = outcome.records,
+        lines = outcome.lines,
+        failed = outcome.failed,
+        first_failed = outcome.first_failed,
+        "kinesis batch logged"
+    );
+    match unidentifiable {
+        Some((index, reason)) => {
+            let error = BatchError::Unidentifiable { index, reason };
+            tracing::error!(reason = %error, "batch failed");
+            Err(error)
+        }
+        None => Ok(outcome),
+    }
+}
+
+/// A record that could not be parsed, with what is known to name it.
+struct Failure<'a> {
+    sequence_number: Option<&'a str>,
+    event_id: Option<&'a str>,
+    reason: RecordError,
+}
+
+/// Logs one record and returns how many lines it took.
+fn log_record<'a>(record: &'a Value, config: &Config, buffer: &mut Vec<u8>) -> Result<usize, Failure<'a>> {
+    let event_id = record.get("eventID").and_then(Value::as_str);
+    let (shard_id, id_sequence_number) = match event_id.and_then(|id| id.split_once(':')) {
+        Some((shard, seq)) if !seq.is_empty() => (Some(shard), Some(seq)),
+        _ => (None, None),
+    };
+    let fail = |sequence_number, reason| Failure {
+        sequence_number,
+        event_id,
+        reason,
+    };
+    let Some(record) = record.as_object() else {
+        return Err(fail(None, RecordError::NotAnObject));
+    };
+    let Some(kinesis) = record.get("kinesis").and_then(Value::as_object) else {
+        return Err(fail(id_sequence_number, RecordError::MissingKinesis));
+    };
+    let Some(sequence_number) = kinesis.get("sequenceNumber").and_then(Value::as_str) else {
+        return Err(fail(id_sequence_number, RecordError::MissingField("sequenceNumber")));
+    };
+    let Some(encoded) = kinesis.get("data").and_then(Value::as_str) else {
+        return Err(fail(Some(sequence_number), RecordError::MissingField("data")));
+    };
+    buffer.clear();
+    if let Err(e) = base64::engine::general_purpose::STANDARD.decode_vec(encoded, buffer) {
+        return Err(fail(Some(sequence_number), RecordError::InvalidBase64(e)));
+    }
+    let data = buffer.as_slice();
+
+    let line = Line {
+        partition_key: kinesis.get("partitionKey").and_then(Value::as_str),
+        explicit_hash_key: None,
+        sequence_number,
+        sub_sequence_number: None,
+        shard_id,
+        arrival: kinesis
+            .get("approximateArrivalTimestamp")
+            .and_then(Value::as_f64)
+            .and_then(Rfc3339Millis::from_epoch_seconds),
+        data,
+    };
+    let max = config.log_data_max_bytes;
+    if !kpl::is_aggregated(data) {
+        line.emit(max, None);
+        return Ok(1);
+    }
+    match kpl::decode(data) {
+        Ok(user_records) => {
+            for (sub, user) in (0u64..).zip(&user_records) {
+                Line {
+                    partition_key: Some(user.partition_key),
+                    explicit_hash_key: user.explicit_hash_key,
+                    sub_sequence_number: Some(sub),
+                    data: user.data,
+                    ..line
+                }
+                .emit(max, None);
+            }
+            Ok(user_records.len())
+        }
+        Err(error) => {
+            line.emit(max, Some(&error));
+            Ok(1)
+        }
+    }
+}
+
+/// Everything one log line says about a record or user record.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    partition_key: Option<&'a str>,
+    explicit_hash_key: Option<&'a str>,
+    sequence_number: &'a str,
+    sub_sequence_number: Option<u64>,
+    shard_id: Option<&'a str>,
+    arrival: Option<Rfc3339Millis>,
+    data: &'a [u8],
+}
+
+impl Line<'_> {
+    /// Writes the line: INFO, or WARN for an aggregate that could not be
+    /// de-aggregated.
+    fn emit(&self, max: usize, kpl_error: Option<&KplError>) {
+        let shown = Shown::of(self.data, max);
+        let base64_text;
+        let (text, json) = match shown.content {
+            Content::Text(text) => (Some(text), None),
+            Content::Json(json) => (None, Some(json)),
+            Content::Binary(bytes) => {
+                base64_text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                (Some(base64_text.as_str()), None)
+            }
+        };
+        // One field list for both levels; `tracing` fixes a line's level and
+        // field names at compile time.
+        macro_rules! record_line {
+            ($level:expr, $($rest:tt)*) => {
+                tracing::event!(
+                    $level,
+                    partition_key = self.partition_key,
+                    explicit_hash_key = self.explicit_hash_key,
+                    sequence_number = self.sequence_number,
+                    sub_sequence_number = self.sub_sequence_number,
+                    shard_id = self.shard_id,
+                    approximate_arrival_time = self.arrival.map(tracing::field::display),
+                    size_bytes = self.data.len(),
+                    encoding = shown.content.encoding(),
+                    truncated = shown.truncated.then_some(true),
+                    logged_bytes = shown.truncated.then_some(shown.logged_bytes),
+                    data = text,
+                    json.data = json,
+                    $($rest)*
+                )
+            };
+        }
+        match kpl_error {
+            None => record_line!(Level::INFO, "kinesis record"),
+            Some(error) => record_line!(Level::WARN, kpl_error = %error, "KPL aggregate is corrupt; logged raw"),
+        }
+    }
+}
+
+/// The part of a record's data that gets logged, and how.
+struct Shown<'a> {
+    content: Content<'a>,
+    truncated: bool,
+    logged_bytes: usize,
+}
+
+/// Logged data by kind.
+#[derive(Debug, PartialEq, Eq)]
+enum Content<'a> {
+    Text(&'a str),
+    Json(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl Content<'_> {
+    fn encoding(&self) -> &'static str {
+        match self {
+            Content::Text(_) => "text",
+            Content::Json(_) => "json",
+            Content::Binary(_) => "base64",
+        }
+    }
+}
+
+impl<'a> Shown<'a> {
+    /// Classifies at most `max` bytes of `data`. Only the logged part is
+    /// inspected, so a large record costs no more than a small one.
+    fn of(data: &'a [u8], max: usize) -> Self {
+        let Some(prefix) = data.get(..max).filter(|_| data.len() > max) else {
+            let content = match std::str::from_utf8(data) {
+                Ok(text) if is_json(text) => Content::Json(text),
+                Ok(text) => Content::Text(text),
+                Err(_) => Content::Binary(data),
+            };
+            return Self {
+                content,
+                truncated: false,
+                logged_bytes: data.len(),
+            };
+        };
+        let content = match std::str::from_utf8(prefix) {
+            Ok(text) => Content::Text(text),
+            // The cut fell inside a character: drop its first bytes.
+            Err(e) if e.error_len().is_none() => prefix
+                .get(..e.valid_up_to())
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .map_or(Content::Binary(prefix), Content::Text),
+            Err(_) => Content::Binary(prefix),
+        };
+        let logged_bytes = match content {
+            Content::Text(t) | Content::Json(t) => t.len(),
+            Content::Binary(b) => b.len(),
+        };
+        Self {
+            content,
+            truncated: true,
+            logged_bytes,
+        }
+    }
+}
+
+/// Whether `text` is one JSON value. The first byte rules out most plain
+/// text before the parser runs.
+fn is_json(text: &str) -> bool {
+    let starts_like_json = text
+        .trim_start()
+        .bytes()
+        .next()
+        .is_some_and(|b| matches!(b, b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'));
+    starts_like_json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// A UTC instant with millisecond precision, shown as RFC 3339
+/// (`2015-04-09T00:00:00.000Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rfc3339Millis(i64);
+
+impl Rfc3339Millis {
+    /// Latest instant with a four-digit year: 9999-12-31T23:59:59.999Z.
+    const MAX_MILLIS: f64 = 253_402_300_799_999.0;
+
+    /// From Kinesis's `approximateArrivalTimestamp` (fractional epoch
+    /// seconds); `None` when it is not a plausible instant.
+    fn from_epoch_seconds(seconds: f64) -> Option<Self> {
+        let millis = (seconds * 1000.0).round();
+        // The range check makes the cast exact.
+        (0.0..=Self::MAX_MILLIS)
+            .contains(&millis)
+            .then_some(Self(millis as i64))
+    }
+}
+
+impl std::fmt::Display for Rfc3339Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const DAY_MS: i64 = 86_400_000;
+        let (days, ms) = (self.0.div_euclid(DAY_MS), self.0.rem_euclid(DAY_MS));
+        // Days to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1_000 % 60,
+            ms % 1_000
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! The enricher's settings, read once from the environment.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OUTPUT_TABLE` | the input change item's table | table name written into every output change item |
+//! | `ENRICH_IP` | unset | the enrichment IP; when set, nothing is fetched |
+//! | `ENRICH_IP_URL` | `https://ifconfig.me/ip` | where the public IP is fetched from (once per execution environment) |
+//! | `ENRICH_IP_TIMEOUT_MS` | `3000` | upper bound for that fetch (the invocation deadline bounds it too) |
+//! | `ENRICHER_TOKEN_SECRET_ARN` | unset | Secrets Manager secret holding the bearer token Function-URL callers must send |
+//! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs |
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::Uri;
+use lambda_stream_kit::config::{ConfigError, Env, Secret};
+
+/// Default source of the function's public IP, as in the reference.
+pub const DEFAULT_IP_URL: &str = "https://ifconfig.me/ip";
+
+/// Default bound for the IP fetch, in milliseconds.
+pub const DEFAULT_IP_TIMEOUT_MS: u64 = 3_000;
+
+/// Where the bearer token that Function-URL callers must present comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// No token: Function-URL calls are not checked (the URL's own auth
+    /// type, e.g. `AWS_IAM`, is then the only gate).
+    None,
+    /// The token itself (`ENRICHER_TOKEN`), for local runs.
+    Inline(Secret),
+    /// A Secrets Manager secret ARN (`ENRICHER_TOKEN_SECRET_ARN`), read on
+    /// the first Function-URL call and cached.
+    SecretArn(String),
+}
+
+/// Everything the enricher is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Table name for output items; `None` keeps the input's table.
+    pub output_table: Option<String>,
+    /// A fixed enrichment IP; `None` means fetch it from `enrich_ip_url`.
+    pub enrich_ip: Option<IpAddr>,
+    /// URL answering with the caller's public IP as plain text.
+    pub enrich_ip_url: String,
+    /// Bearer token required on Function-URL calls.
+    pub token: TokenSource,
+    /// Upper bound for one IP fetch.
+    pub ip_timeout: Duration,
+}
+
+impl Config {
+    /// Reads and validates the configuration; the error names the variable.
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let enrich_ip_url = env
+            .optional("ENRICH_IP_URL")
+            .unwrap_or_else(|| DEFAULT_IP_URL.to_owned());
+        validate_url(&enrich_ip_url)?;
+
+        let timeout_ms = env.parse_or("ENRICH_IP_TIMEOUT_MS", DEFAULT_IP_TIMEOUT_MS)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                name: "ENRICH_IP_TIMEOUT_MS",
+                value: "0".into(),
+                reason: "must be at least 1 millisecond".into(),
+            });
+        }
+
+        let token = match (
+            env.optional("ENRICHER_TOKEN_SECRET_ARN"),
+            env.optional("ENRICHER_TOKEN"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Conflict(
+                    "set ENRICHER_TOKEN_SECRET_ARN or ENRICHER_TOKEN, not both".into(),
+                ))
+            }
+            (Some(arn), None) => TokenSource::SecretArn(arn),
+            (None, Some(token)) => TokenSource::Inline(Secret::new(token)),
+            (None, None) => TokenSource::None,
+        };
+
+        Ok(Self {
+            output_table: env.optional("OUTPUT_TABLE"),
+            enrich_ip: parse_ip(env)?,
+            enrich_ip_url,
+            token,
+            ip_timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+fn parse_ip(env: &Env<'_>) -> Result<Option<IpAddr>, ConfigError> {
+    env.optional("ENRICH_IP")
+        .map(|value| {
+            value.parse().map_err(|_| ConfigError::Invalid {
+                name: "ENRICH_IP",
+                value,
+                reason: "expected an IPv4 or IPv6 address".into(),
+            })
+        })
+        .transpose()
+}
+
+fn validate_url(url: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "ENRICH_IP_URL",
+        value: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    match uri.scheme_str() {
+        Some("https" | "http") if uri.host().is_some() => Ok(()),
+        _ => Err(invalid("expected an http or https URL with a host")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fetch_from_ifconfig_me_without_a_token() {
+        let config = Config::from_env(&Env::from_pairs::<&str, &str>(&[])).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                output_table: None,
+                enrich_ip: None,
+                enrich_ip_url: DEFAULT_IP_URL.into(),
+                token: TokenSource::None,
+                ip_timeout: Duration::from_millis(DEFAULT_IP_TIMEOUT_MS),
+            }
+        );
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let env = Env::from_pairs(&[
+            ("OUTPUT_TABLE", "enriched"),
+            ("ENRICH_IP", "2001:db8::1"),
+            ("ENRICH_IP_URL", "http://127.0.0.1:8080/ip"),
+            ("ENRICH_IP_TIMEOUT_MS", "250"),
+            (
+                "ENRICHER_TOKEN_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+            ),
+        ]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.output_table.as_deref(), Some("enriched"));
+        assert_eq!(config.enrich_ip, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(config.enrich_ip_url, "http://127.0.0.1:8080/ip");
+        assert_eq!(config.ip_timeout, Duration::from_millis(250));
+        assert_eq!(
+            config.token,
+            TokenSource::SecretArn("arn:aws:secretsmanager:eu-west-1:1:secret:t".into())
+        );
+    }
+
+    #[test]
+    fn an_inline_token_is_kept_secret() {
+        let env = Env::from_pairs(&[("ENRICHER_TOKEN", "s3cret")]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(config.token, TokenSource::Inline(Secret::new("s3cret")));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_garbage_ip_is_rejected_by_name() {
+        let err = Config::from_env(&Env::from_pairs(&[("ENRICH_IP", "FILL_ME")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ENRICH_IP=\"FILL_ME\" is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_url_without_http_scheme_is_rejected() {
+        for bad in ["ifconfig.me/ip", "ftp://ifconfig.me/ip", "not a url"] {
+            let err = Config::from_env(&Env::from_pairs(&[("ENRICH_IP_URL", bad)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("ENRICH_IP_URL="),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_or_non_numeric_timeout_is_rejected() {
+        for bad in ["0", "soon"] {
+            let err =
+                Config::from_env(&Env::from_pairs(&[("ENRICH_IP_TIMEOUT_MS", bad)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("ENRICH_IP_TIMEOUT_MS="),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn both_token_sources_at_once_conflict() {
+        let env = Env::from_pairs(&[("ENRICHER_TOKEN", "a"), ("ENRICHER_TOKEN_SECRET_ARN", "b")]);
+        assert!(matches!(
+            Config::from_env(&env),
+            Err(ConfigError::Conflict(_))
+        ));
+    }
+}

@@ -1,0 +1,365 @@
+//! The enrichment IP: configured, or fetched once per execution environment.
+//!
+//! The reference asked `https://ifconfig.me/ip` on every call. Here the
+//! answer is fetched on the first call that needs it and kept for the life
+//! of the execution environment (its public IP does not change while it
+//! lives). A failed fetch is not cached, so the next call tries again. The
+//! answer must parse as an IP address once trimmed: a proxy's error page or
+//! an empty body never ends up in the data.
+//!
+//! The HTTP client is hyper over rustls with the project's `ring` provider
+//! and the Mozilla roots (the crates are already in the tree through the AWS
+//! SDK), instead of adding reqwest. Plain `http://` URLs are allowed so that
+//! tests and private endpoints work.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use lambda_stream_kit::kafka::tls::TlsError;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use crate::config::Config;
+
+/// Largest answer accepted: an IPv6 address with some whitespace fits
+/// many times over, an HTML page does not.
+const MAX_BODY: usize = 256;
+
+/// Why the IP could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IpError {
+    /// No answer before the deadline.
+    #[error("no answer from {url} within the time allowed")]
+    Timeout {
+        /// The lookup URL.
+        url: String,
+    },
+    /// The request failed (connection, TLS, protocol).
+    #[error("request to {url} failed: {reason}")]
+    Request {
+        /// The lookup URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The service answered with a non-success status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The lookup URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// The answer is not an IP address.
+    #[error("{url} did not answer with an IP address ({reason})")]
+    NotAnAddress {
+        /// The lookup URL.
+        url: String,
+        /// A description of the answer (never the answer itself beyond its size).
+        reason: String,
+    },
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// The enrichment IP for this execution environment.
+#[derive(Debug)]
+pub struct IpSource {
+    fixed: Option<IpAddr>,
+    url: String,
+    timeout: Duration,
+    fetched: OnceCell<IpAddr>,
+    client: HttpsClient,
+}
+
+impl IpSource {
+    /// Builds the source; no I/O happens until [`IpSource::get`].
+    pub fn new(config: &Config) -> Result<Self, TlsError> {
+        let tls = lambda_stream_kit::kafka::tls::client_config(None)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            // One request per environment: nothing worth keeping open.
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        Ok(Self {
+            fixed: config.enrich_ip,
+            url: config.enrich_ip_url.clone(),
+            timeout: config.ip_timeout,
+            fetched: OnceCell::new(),
+            client,
+        })
+    }
+
+    /// The IP: the configured one, the cached one, or a fresh fetch that
+    /// gives up at the configured timeout or `stop_by`, whichever is first.
+    pub async fn get(&self, stop_by: Instant) -> Result<IpAddr, IpError> {
+        if let Some(ip) = self.fixed {
+            return Ok(ip);
+        }
+        let deadline = stop_by.min(Instant::now() + self.timeout);
+        self.fetched
+            .get_or_try_init(|| async {
+                let ip = self.fetch(deadline).await?;
+                tracing::info!(%ip, url = %self.url, "enrichment IP fetched");
+                Ok(ip)
+            })
+            .await
+            .copied()
+    }
+
+    async fn fetch(&self, deadline: Instant) -> Result<IpAddr, IpError> {
+        let url = &self.url;
+        let request_error = |reason: String| IpError::Request {
+            url: url.clone(),
+            reason,
+        };
+        let uri: Uri = url.parse().map_err(|e| request_error(format!("{e}")))?;
+        let request = Request::get(uri)
+            .header(http::header::ACCEPT, "text/plain")
+            .header(http::header::USER_AGENT, "cdc-enricher")
+            .body(Empty::new())
+            .map_err(|e| request_error(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| request_error(error_chain(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(IpError::Status {
+                    url: url.clone(),
+                    status: status.as_u16(),
+                });
+            }
+            Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map(|body| body.to_bytes())
+                .map_err(|e| IpError::NotAnAddress {
+                    url: url.clone(),
+                    reason: format!("body unreadable or over {MAX_BODY} bytes: {e}"),
+                })
+        };
+        let body = tokio::time::timeout_at(deadline, exchange)
+            .await
+            .map_err(|_| IpError::Timeout { url: url.clone() })??;
+        parse_ip(&body).ok_or_else(|| IpError::NotAnAddress {
+            url: url.clone(),
+            reason: format!("{} bytes that do not parse as an address", body.len()),
+        })
+    }
+}
+
+/// The trimmed body as an IP address, if it is one.
+fn parse_ip(body: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(body).ok()?.trim().parse().ok()
+}
+
+/// An error with its sources, since hyper's top-level message alone
+/// ("client error (Connect)") does not say what went wrong.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use lambda_stream_kit::config::Env;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// How the test server answers the n-th connection (0-based).
+    #[derive(Debug, Clone)]
+    pub(crate) enum Reply {
+        /// HTTP 200 with this body.
+        Body(&'static str),
+        /// This status and an empty body.
+        Status(u16),
+        /// Read the request, then say nothing.
+        Silence,
+    }
+
+    /// A tiny HTTP/1.1 server on 127.0.0.1 answering connection n with
+    /// `replies[min(n, last)]`. Returns its URL and a connection counter.
+    pub(crate) async fn ip_server(replies: Vec<Reply>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ip", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let reply = replies[n.min(replies.len() - 1)].clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = match reply {
+                        Reply::Body(body) => format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        ),
+                        Reply::Status(code) => format!(
+                            "HTTP/1.1 {code} Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        ),
+                        Reply::Silence => {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            return;
+                        }
+                    };
+                    let _ = socket.write_all(response.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn source(url: &str, timeout_ms: &str) -> IpSource {
+        let env = Env::from_pairs(&[("ENRICH_IP_URL", url), ("ENRICH_IP_TIMEOUT_MS", timeout_ms)]);
+        IpSource::new(&Config::from_env(&env).unwrap()).unwrap()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
+    #[tokio::test]
+    async fn the_fetched_ip_is_trimmed_and_fetched_only_once() {
+        let (url, count) = ip_server(vec![Reply::Body(" 44.201.33.239\n")]).await;
+        let ips = source(&url, "2000");
+        assert_eq!(
+            ips.get(later()).await.unwrap(),
+            "44.201.33.239".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            ips.get(later()).await.unwrap(),
+            "44.201.33.239".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_answer_is_accepted() {
+        let (url, _) = ip_server(vec![Reply::Body("2001:db8::7\n")]).await;
+        assert_eq!(
+            source(&url, "2000").get(later()).await.unwrap(),
+            "2001:db8::7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_configured_ip_is_used_without_any_request() {
+        let (url, count) = ip_server(vec![Reply::Body("1.1.1.1")]).await;
+        let env = Env::from_pairs(&[("ENRICH_IP_URL", url.as_str()), ("ENRICH_IP", "10.0.0.1")]);
+        let ips = IpSource::new(&Config::from_env(&env).unwrap()).unwrap();
+        assert_eq!(
+            ips.get(later()).await.unwrap(),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_garbage_answer_is_never_used() {
+        let (url, _) = ip_server(vec![Reply::Body("<html>rate limited</html>")]).await;
+        let err = source(&url, "2000").get(later()).await.unwrap_err();
+        assert!(matches!(err, IpError::NotAnAddress { .. }), "{err}");
+        assert!(!err.to_string().contains("rate limited"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_answer_is_rejected() {
+        let (url, _) = ip_server(vec![Reply::Body(include_str!("ip.rs"))]).await;
+        let err = source(&url, "2000").get(later()).await.unwrap_err();
+        assert!(matches!(err, IpError::NotAnAddress { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_error_status_is_reported() {
+        let (url, _) = ip_server(vec![Reply::Status(503)]).await;
+        let err = source(&url, "2000").get(later()).await.unwrap_err();
+        assert!(matches!(err, IpError::Status { status: 503, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_at_the_configured_bound() {
+        let (url, _) = ip_server(vec![Reply::Silence]).await;
+        let started = std::time::Instant::now();
+        let err = source(&url, "200").get(later()).await.unwrap_err();
+        assert!(matches!(err, IpError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn the_invocation_deadline_bounds_the_fetch_too() {
+        let (url, _) = ip_server(vec![Reply::Silence]).await;
+        let started = std::time::Instant::now();
+        let err = source(&url, "60000")
+            .get(Instant::now() + Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IpError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_retried_on_the_next_call() {
+        let (url, count) =
+            ip_server(vec![Reply::Body("FILL_ME"), Reply::Body("44.201.33.239")]).await;
+        let ips = source(&url, "2000");
+        assert!(ips.get(later()).await.is_err());
+        assert_eq!(
+            ips.get(later()).await.unwrap(),
+            "44.201.33.239".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_service_is_a_request_error() {
+        // Bind then drop, so nothing listens on the port.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = source(&format!("http://127.0.0.1:{port}/ip"), "2000")
+            .get(later())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IpError::Request { .. }), "{err}");
+    }
+}

@@ -1,0 +1,36 @@
+//! CDC enricher: the DoubleCloud/Transferia "lambda transformation" (and the
+//! same enrichment as an Amazon Data Firehose transformation).
+//!
+//! A transfer reads Kafka messages into change items and posts them, in
+//! batches, to this function's URL. Each message holds form-urlencoded
+//! events, one per line; each event becomes one output change item enriched
+//! with the function's public IP, and every input record gets exactly one
+//! result, in order.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`config`] | settings from the environment |
+//! | [`handler`] | telling event shapes apart, the Function-URL envelope, whole-call errors |
+//! | [`doublecloud`] | the DoubleCloud batch, per-record transformation and response |
+//! | [`firehose`] | the Firehose transformation |
+//! | [`enrich`] | the message format: lines, form-urlencoded fields, the enriched event |
+//! | [`ip`] | the enrichment IP, configured or fetched once |
+//! | [`auth`] | the bearer token Function-URL callers must present |
+//!
+//! # Data flow
+//!
+//! `main` reads [`config::Config`] once and builds a [`handler::Enricher`]
+//! (no I/O). Per call, [`handler::function_handler`] checks the caller
+//! (Function URL only), takes the record list, gets the IP from
+//! [`ip::IpSource`] (skipped for the empty probe), and maps every record
+//! through [`enrich::parse_message`] to a result.
+
+pub mod auth;
+pub mod config;
+pub mod doublecloud;
+pub mod enrich;
+pub mod firehose;
+pub mod handler;
+pub mod ip;

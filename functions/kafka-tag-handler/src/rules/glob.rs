@@ -1,0 +1,90 @@
+//! Globs for hosts and paths, turned into regular expressions.
+//!
+//! A glob matches the whole host or path. `*` stands for any run of
+//! characters within one segment (segments are split by `.` in hosts and by
+//! `/` in paths), `**` for any run across segments, `?` for one character
+//! other than the separator, and `{a,b}` for either alternative (no nesting).
+//! Everything else is literal. Converting to a regex ourselves keeps one
+//! matching engine (and lets all patterns of a kind share one `RegexSet`).
+
+/// The anchored regex equivalent of `glob`, where `separator` ends a segment.
+pub(crate) fn to_regex(glob: &str, separator: char) -> Result<String, String> {
+    let not_separator = format!("[^{}]", regex::escape(&separator.to_string()));
+    let mut out = String::with_capacity(glob.len() * 2 + 2);
+    out.push('^');
+    let mut chars = glob.chars().peekable();
+    let mut in_braces = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                out.push_str(".*");
+            }
+            '*' => {
+                out.push_str(&not_separator);
+                out.push('*');
+            }
+            '?' => out.push_str(&not_separator),
+            '{' if in_braces => return Err("nested `{` is not supported".into()),
+            '{' => {
+                in_braces = true;
+                out.push_str("(?:");
+            }
+            ',' if in_braces => out.push('|'),
+            '}' if in_braces => {
+                in_braces = false;
+                out.push(')');
+            }
+            '}' => return Err("`}` without a matching `{`".into()),
+            other => {
+                let mut buf = [0u8; 4];
+                out.push_str(&regex::escape(other.encode_utf8(&mut buf)));
+            }
+        }
+    }
+    if in_braces {
+        return Err("`{` is never closed".into());
+    }
+    out.push('$');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(glob: &str, separator: char, text: &str) -> bool {
+        let pattern = to_regex(glob, separator).unwrap();
+        regex::Regex::new(&pattern).unwrap().is_match(text)
+    }
+
+    #[test]
+    fn a_single_star_stays_within_one_segment() {
+        assert!(matches("/blog/*", '/', "/blog/first-post"));
+        assert!(!matches("/blog/*", '/', "/blog/2024/first-post"));
+        assert!(matches("*.example.com", '.', "shop.example.com"));
+        assert!(!matches("*.example.com", '.', "a.shop.example.com"));
+    }
+
+    #[test]
+    fn a_double_star_crosses_segments() {
+        assert!(matches("/blog/**", '/', "/blog/2024/first-post"));
+        assert!(matches("**.example.com", '.', "a.shop.example.com"));
+        assert!(!matches("/blog/**", '/', "/blogs/x"));
+    }
+
+    #[test]
+    fn braces_give_alternatives_and_the_rest_is_literal() {
+        assert!(matches("/{docs,help}/?", '/', "/help/a"));
+        assert!(!matches("/{docs,help}/?", '/', "/help/ab"));
+        assert!(matches("/a+b(c).html", '/', "/a+b(c).html"));
+        assert!(!matches("/a+b(c).html", '/', "/aab(c)xhtml"));
+    }
+
+    #[test]
+    fn unbalanced_braces_are_rejected() {
+        assert!(to_regex("/{a,b", '/').unwrap_err().contains("never closed"));
+        assert!(to_regex("/a}", '/').unwrap_err().contains("without a matching"));
+        assert!(to_regex("/{a,{b}}", '/').unwrap_err().contains("nested"));
+    }
+}

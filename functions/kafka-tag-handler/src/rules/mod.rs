@@ -1,0 +1,599 @@
+//! Tag rules: the file format, loading, and tagging a page visit.
+//!
+//! The rules come from a YAML (`.yaml`, `.yml`) or JSON (`.json`) file,
+//! compiled once at start-up. Without `TAG_RULES_FILE` the function uses
+//! `rules/default.yaml`, which is built into the binary. A file that cannot
+//! be read, parsed or compiled stops start-up with an error that names the
+//! file and the place: a line and column for syntax and unknown keys, a rule
+//! index (`rules[3]`) or list entry (`channel.search_hosts[1]`) for patterns
+//! and templates.
+//!
+//! # Format
+//!
+//! ```yaml
+//! rules:                      # URL rules, all optional, applied in order
+//!   - tag: section:blog       # the tag to add (a template, see below)
+//!     path: /blog/**          # glob over the URL path
+//!   - tag: lang:{lang}
+//!     path_regex: ^/(?P<lang>[a-z]{2})(?:/|$)   # regex; named groups fill the tag
+//!   - tag: site:shop
+//!     host: shop.*            # glob over the host (case-insensitive)
+//!   - tag: site:{site}
+//!     host_regex: ^(?P<site>[a-z]+)\.example\.com$
+//!   - tag: campaign:{value}   # one tag per occurrence of the parameter
+//!     query: utm_campaign     # the parameter is present
+//!   - tag: from-newsletter
+//!     query: utm_source
+//!     equals: newsletter      # ... and equal to this value
+//! channel:                    # referrer channel; `tag: null` turns it off
+//!   tag: channel:{channel}    # direct, search, social, email, paid, referral
+//!   search_hosts: []          # added to the built-in lists
+//!   social_hosts: []
+//!   email_hosts: []
+//!   internal_hosts: []        # your own sites: their referrals count as direct
+//!   paid_parameters: []       # click-id parameters, added to gclid, fbclid, …
+//!   paid_mediums: []          # utm_medium values, added to cpc, ppc, paid, …
+//! device:                     # user agent; `tag: null` / `bot_tag: null` turn parts off
+//!   tag: device:{device}      # mobile, tablet, desktop
+//!   bot_tag: bot
+//! ```
+//!
+//! A URL rule has a `tag` and at least one condition; all of its conditions
+//! must hold. `host` and `host_regex` exclude each other, as do `path` and
+//! `path_regex`; `equals` needs `query`. Globs are described in [`glob`];
+//! regexes use the `regex` crate's syntax, unanchored, with ASCII semantics
+//! (`\d`, `\w` and `(?i)` are ASCII-only, which suits hosts, percent-encoded
+//! paths and user agents). Paths are matched as they appear in the URL
+//! (percent-encoded); query values are decoded.
+//!
+//! A template's `{value}` is the query parameter's decoded value, `{name}`
+//! a named group of the rule's `path_regex` or `host_regex`. A placeholder
+//! that comes out empty drops the tag (no `campaign:` tags). Unknown keys
+//! anywhere in the file are errors, so a typo cannot silently disable a rule.
+
+pub mod channel;
+pub mod device;
+pub(crate) mod glob;
+mod template;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde::Deserialize;
+
+use crate::visit::PageVisit;
+use channel::ChannelClassifier;
+use device::DeviceClassifier;
+use template::{Slot, Template};
+
+pub use channel::Channel;
+pub use device::Device;
+
+/// The default rules, built into the binary.
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default.yaml");
+
+/// Compiled regexes are small; this only stops a pathological pattern from
+/// taking the function's memory.
+const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Where the rules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesSource {
+    /// The built-in `rules/default.yaml`.
+    Embedded,
+    /// A file named by `TAG_RULES_FILE`.
+    File(PathBuf),
+}
+
+/// A rules file's syntax, chosen by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.yaml` or `.yml`.
+    Yaml,
+    /// `.json`.
+    Json,
+}
+
+impl Format {
+    /// The format for `path`'s extension.
+    pub fn of(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Self::Yaml),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Why the rules could not be loaded. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("cannot read rules file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The extension says neither YAML nor JSON.
+    #[error("rules file {path}: unknown extension (use .yaml, .yml or .json)")]
+    Format {
+        /// The file.
+        path: String,
+    },
+    /// The text does not parse, or has the wrong shape. The message carries
+    /// the line and column.
+    #[error("rules file {origin}: {message}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// The parser's message.
+        message: String,
+        /// 1-based line, when the parser knows it.
+        line: Option<usize>,
+        /// 1-based column, when the parser knows it.
+        column: Option<usize>,
+    },
+    /// A rule or list entry does not compile.
+    #[error("rules file {origin}: {place}: {message}")]
+    Rule {
+        /// The file.
+        origin: String,
+        /// Which rule or entry, e.g. `rules[3] (tag "lang:{lang}")`.
+        place: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+    #[serde(default)]
+    channel: ChannelSpec,
+    #[serde(default)]
+    device: DeviceSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    tag: String,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    host_regex: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    path_regex: Option<String>,
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    equals: Option<String>,
+}
+
+/// The `channel` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChannelSpec {
+    #[serde(default = "default_channel_tag")]
+    pub(crate) tag: Option<String>,
+    #[serde(default)]
+    pub(crate) search_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) social_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) email_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) internal_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) paid_parameters: Vec<String>,
+    #[serde(default)]
+    pub(crate) paid_mediums: Vec<String>,
+}
+
+impl Default for ChannelSpec {
+    fn default() -> Self {
+        Self {
+            tag: default_channel_tag(),
+            search_hosts: Vec::new(),
+            social_hosts: Vec::new(),
+            email_hosts: Vec::new(),
+            internal_hosts: Vec::new(),
+            paid_parameters: Vec::new(),
+            paid_mediums: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceSpec {
+    #[serde(default = "default_device_tag")]
+    tag: Option<String>,
+    #[serde(default = "default_bot_tag")]
+    bot_tag: Option<String>,
+}
+
+impl Default for DeviceSpec {
+    fn default() -> Self {
+        Self {
+            tag: default_device_tag(),
+            bot_tag: default_bot_tag(),
+        }
+    }
+}
+
+fn default_channel_tag() -> Option<String> {
+    Some("channel:{channel}".into())
+}
+
+fn default_device_tag() -> Option<String> {
+    Some("device:{device}".into())
+}
+
+fn default_bot_tag() -> Option<String> {
+    Some("bot".into())
+}
+
+/// A compiled URL rule.
+#[derive(Debug, Clone)]
+struct UrlRule {
+    tag: Template,
+    /// Index into the host set.
+    host: Option<usize>,
+    /// Index into the path set.
+    path: Option<usize>,
+    /// The host regex again, when the tag reads its groups.
+    host_groups: Option<Regex>,
+    /// The path regex again, when the tag reads its groups.
+    path_groups: Option<Regex>,
+    query: Option<QueryCondition>,
+}
+
+#[derive(Debug, Clone)]
+struct QueryCondition {
+    name: String,
+    equals: Option<String>,
+}
+
+/// The compiled rules: everything needed to tag a page visit.
+#[derive(Debug, Clone)]
+pub struct Tagger {
+    rules: Vec<UrlRule>,
+    /// Host patterns of all rules, matched in one pass.
+    hosts: Option<RegexSet>,
+    /// Path patterns of all rules, matched in one pass.
+    paths: Option<RegexSet>,
+    channel: Option<(ChannelClassifier, Template)>,
+    device: Option<DeviceClassifier>,
+    device_tag: Option<Template>,
+    bot_tag: Option<Template>,
+}
+
+impl Tagger {
+    /// Loads and compiles the rules from `source`.
+    pub fn load(source: &RulesSource) -> Result<Self, RulesError> {
+        match source {
+            RulesSource::Embedded => {
+                Self::from_text(DEFAULT_RULES, Format::Yaml, "rules/default.yaml (built in)")
+            }
+            RulesSource::File(path) => {
+                let shown = path.display().to_string();
+                let format = Format::of(path).ok_or_else(|| RulesError::Format {
+                    path: shown.clone(),
+                })?;
+                let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                Self::from_text(&text, format, &shown)
+            }
+        }
+    }
+
+    /// Compiles rules given as text; `origin` names them in errors.
+    pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, RulesError> {
+        let file: RulesFile = match format {
+            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| {
+                let location = e.location();
+                RulesError::Parse {
+                    origin: origin.to_owned(),
+                    message: e.to_string(),
+                    line: location.as_ref().map(|l| l.line()),
+                    column: location.as_ref().map(|l| l.column()),
+                }
+            })?,
+            Format::Json => serde_json::from_str(text).map_err(|e| RulesError::Parse {
+                origin: origin.to_owned(),
+                message: e.to_string(),
+                line: Some(e.line()),
+                column: Some(e.column()),
+            })?,
+        };
+        compile(file).map_err(|(place, message)| RulesError::Rule {
+            origin: origin.to_owned(),
+            place,
+            message,
+        })
+    }
+
+    /// The tags for `visit`, sorted and without duplicates.
+    pub fn tags(&self, visit: &PageVisit<'_>) -> Vec<String> {
+        let mut tags = Vec::new();
+        let page = PageUrl::parse(&visit.url);
+        let host = page.as_ref().and_then(|p| p.host.as_deref());
+        let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = page
+            .as_ref()
+            .map(|p| p.url.query_pairs().collect())
+            .unwrap_or_default();
+        if let Some(page) = &page {
+            self.url_tags(page, &query, &mut tags);
+        }
+        if let Some((classifier, template)) = &self.channel {
+            let channel = classifier.classify(host, &query, visit.referrer.as_deref());
+            tags.extend(template.render(|_| Some(Cow::Borrowed(channel.as_str()))));
+        }
+        if let Some(classifier) = &self.device {
+            let found = visit
+                .user_agent
+                .as_deref()
+                .and_then(|ua| classifier.classify(ua));
+            if let Some((device, bot)) = found {
+                if let Some(template) = &self.device_tag {
+                    tags.extend(template.render(|_| Some(Cow::Borrowed(device.as_str()))));
+                }
+                if let (true, Some(template)) = (bot, &self.bot_tag) {
+                    tags.extend(template.render(|_| None));
+                }
+            }
+        }
+        tags.sort_unstable();
+        tags.dedup();
+        tags
+    }
+
+    fn url_tags(&self, page: &PageUrl, query: &[(Cow<'_, str>, Cow<'_, str>)], tags: &mut Vec<String>) {
+        let host = page.host.as_deref().map(str::as_bytes);
+        let path = page.url.path().as_bytes();
+        let host_hits = match (&self.hosts, host) {
+            (Some(set), Some(host)) => Some(set.matches(host)),
+            _ => None,
+        };
+        let path_hits = self.paths.as_ref().map(|set| set.matches(path));
+        for rule in &self.rules {
+            if let Some(index) = rule.host {
+                if !host_hits.as_ref().is_some_and(|hits| hits.matched(index)) {
+                    continue;
+                }
+            }
+            if let Some(index) = rule.path {
+                if !path_hits.as_ref().is_some_and(|hits| hits.matched(index)) {
+                    continue;
+                }
+            }
+            let host_caps = rule
+                .host_groups
+                .as_ref()
+                .zip(host)
+                .and_then(|(r, h)| r.captures(h));
+            let path_caps = rule.path_groups.as_ref().and_then(|r| r.captures(path));
+            let group = |slot: &Slot| -> Option<Cow<'_, str>> {
+                let (caps, name) = match slot {
+                    Slot::HostGroup(name) => (host_caps.as_ref()?, name),
+                    Slot::PathGroup(name) => (path_caps.as_ref()?, name),
+                    _ => return None,
+                };
+                caps.name(name).map(|m| String::from_utf8_lossy(m.as_bytes()))
+            };
+            match &rule.query {
+                None => tags.extend(rule.tag.render(&group)),
+                Some(condition) => {
+                    for (_, value) in query.iter().filter(|(name, value)| {
+                        *name == condition.name
+                            && condition.equals.as_deref().is_none_or(|e| e == value)
+                    }) {
+                        tags.extend(rule.tag.render(|slot| match slot {
+                            Slot::Value => Some(Cow::Borrowed(value.as_ref())),
+                            other => group(other),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The page URL, parsed. A relative URL (`/blog/post?x=1`) still has a path
+/// and a query, but no host.
+struct PageUrl {
+    url: url::Url,
+    host: Option<String>,
+}
+
+impl PageUrl {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        match url::Url::parse(text) {
+            Ok(url) => {
+                let host = url
+                    .host_str()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+                Some(Self { url, host })
+            }
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                let base = url::Url::parse("http://relative.invalid/").ok()?;
+                let url = base.join(text).ok()?;
+                Some(Self { url, host: None })
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// A regex with ASCII semantics (Unicode off), matched against bytes.
+pub(crate) fn ascii_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
+    RegexBuilder::new(pattern)
+        .unicode(false)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+}
+
+fn ascii_set(patterns: &[String], case_insensitive: bool) -> Result<Option<RegexSet>, regex::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    RegexSetBuilder::new(patterns)
+        .unicode(false)
+        .case_insensitive(case_insensitive)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map(Some)
+}
+
+type Place = (String, String);
+
+fn compile(file: RulesFile) -> Result<Tagger, Place> {
+    let mut host_patterns = Vec::new();
+    let mut path_patterns = Vec::new();
+    let mut rules = Vec::with_capacity(file.rules.len());
+    for (index, spec) in file.rules.into_iter().enumerate() {
+        let place = format!("rules[{index}] (tag {:?})", spec.tag);
+        let rule = compile_rule(spec, &mut host_patterns, &mut path_patterns)
+            .map_err(|message| (place, message))?;
+        rules.push(rule);
+    }
+    let hosts = ascii_set(&host_patterns, true).map_err(|e| ("rules".to_owned(), e.to_string()))?;
+    let paths = ascii_set(&path_patterns, false).map_err(|e| ("rules".to_owned(), e.to_string()))?;
+
+    let channel = match &file.channel.tag {
+        None => None,
+        Some(text) => {
+            let template = Template::parse(text, |name| (name == "channel").then_some(Slot::Channel))
+                .map_err(|e| ("channel.tag".to_owned(), e))?;
+            Some((ChannelClassifier::new(&file.channel)?, template))
+        }
+    };
+    let device_tag = file
+        .device
+        .tag
+        .as_deref()
+        .map(|text| Template::parse(text, |name| (name == "device").then_some(Slot::Device)))
+        .transpose()
+        .map_err(|e| ("device.tag".to_owned(), e))?;
+    let bot_tag = file
+        .device
+        .bot_tag
+        .as_deref()
+        .map(|text| Template::parse(text, |_| None))
+        .transpose()
+        .map_err(|e| ("device.bot_tag".to_owned(), e))?;
+    let device = if device_tag.is_some() || bot_tag.is_some() {
+        Some(DeviceClassifier::new().map_err(|e| ("device".to_owned(), e.to_string()))?)
+    } else {
+        None
+    };
+    Ok(Tagger {
+        rules,
+        hosts,
+        paths,
+        channel,
+        device,
+        device_tag,
+        bot_tag,
+    })
+}
+
+fn compile_rule(
+    spec: RuleSpec,
+    host_patterns: &mut Vec<String>,
+    path_patterns: &mut Vec<String>,
+) -> Result<UrlRule, String> {
+    let host = pattern(spec.host.as_deref(), spec.host_regex.as_deref(), '.', "host")?;
+    let path = pattern(spec.path.as_deref(), spec.path_regex.as_deref(), '/', "path")?;
+    if spec.equals.is_some() && spec.query.is_none() {
+        return Err("`equals` needs `query`".into());
+    }
+    let query = match spec.query {
+        Some(name) if name.trim().is_empty() => return Err("`query` is empty".into()),
+        Some(name) => Some(QueryCondition {
+            name: name.trim().to_owned(),
+            equals: spec.equals,
+        }),
+        None => None,
+    };
+    if host.is_none() && path.is_none() && query.is_none() {
+        return Err("a rule needs at least one of host, host_regex, path, path_regex or query".into());
+    }
+    // Each pattern is compiled on its own first, so an error names its rule
+    // (the shared set only says that one of its patterns is wrong).
+    let host_regex = host
+        .as_ref()
+        .map(|p| ascii_regex(p, true))
+        .transpose()
+        .map_err(|e| format!("host pattern: {e}"))?;
+    let path_regex = path
+        .as_ref()
+        .map(|p| ascii_regex(p, false))
+        .transpose()
+        .map_err(|e| format!("path pattern: {e}"))?;
+    let names = |r: &Option<Regex>, name: &str| {
+        r.as_ref()
+            .is_some_and(|r| r.capture_names().flatten().any(|n| n == name))
+    };
+    let has_query = query.is_some();
+    let tag = Template::parse(&spec.tag, |name| {
+        if name == "value" && has_query {
+            Some(Slot::Value)
+        } else if names(&path_regex, name) {
+            Some(Slot::PathGroup(name.to_owned()))
+        } else if names(&host_regex, name) {
+            Some(Slot::HostGroup(name.to_owned()))
+        } else {
+            None
+        }
+    })?;
+    let wants_host = tag.uses(|s| matches!(s, Slot::HostGroup(_)));
+    let wants_path = tag.uses(|s| matches!(s, Slot::PathGroup(_)));
+    Ok(UrlRule {
+        host: host.map(|p| {
+            host_patterns.push(p);
+            host_patterns.len() - 1
+        }),
+        path: path.map(|p| {
+            path_patterns.push(p);
+            path_patterns.len() - 1
+        }),
+        host_groups: host_regex.filter(|_| wants_host),
+        path_groups: path_regex.filter(|_| wants_path),
+        tag,
+        query,
+    })
+}
+
+/// The regex for a glob or regex condition.
+fn pattern(
+    glob: Option<&str>,
+    regex: Option<&str>,
+    separator: char,
+    what: &str,
+) -> Result<Option<String>, String> {
+    match (glob, regex) {
+        (Some(_), Some(_)) => Err(format!("use either `{what}` or `{what}_regex`, not both")),
+        (Some(glob), None) => glob::to_regex(glob.trim(), separator)
+            .map(Some)
+            .map_err(|e| format!("{what} glob {glob:?}: {e}")),
+        (None, Some(regex)) => Ok(Some(regex.to_owned())),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

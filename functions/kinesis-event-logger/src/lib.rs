@@ -1,0 +1,23 @@
+//! Kinesis event logger: writes every record of a Kinesis batch as one
+//! structured log line an operator can read and query.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`handler`] | the batch loop, per-record parsing, data classification, [`handler::Config`] |
+//! | [`kpl`] | the KPL aggregate reader (magic, protobuf, MD5) |
+//! | [`telemetry`] | the JSON line formatter that nests JSON data in the line |
+//!
+//! # Data flow
+//!
+//! The runtime hands [`handler::function_handler`] the event as JSON. Each
+//! record is read on its own, its base64 data decoded into one reused buffer;
+//! KPL aggregates are split into user records borrowed from that buffer, and
+//! each (user) record becomes one `tracing` event whose `data` is text,
+//! nested JSON or base64. Records that cannot be parsed become the Kinesis
+//! partial batch response.
+
+pub mod handler;
+pub mod kpl;
+pub mod telemetry;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Starts and stops the local Kafka-compatible broker (tansu, in-memory
+# storage, loopback only) used by the tests and the demo.
+#
+#   scripts/broker.sh up [topic:partitions ...]   start (if needed), wait, create topics
+#   scripts/broker.sh down                        stop
+#   scripts/broker.sh address                     print host:port
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT=${BROKER_PORT:-19092}
+ADDRESS=127.0.0.1:$PORT
+STATE=.tmp/broker
+TANSU=.venv/bin/tansu
+mkdir -p "$STATE"
+
+running() { [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; }
+
+ready() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+up() {
+  scripts/tools.sh broker
+  if ! running; then
+    if ready; then echo "port $PORT is taken by another process" >&2; exit 1; fi
+    "$TANSU" broker \
+      --listener-url "tcp://127.0.0.1:$PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$PORT" \
+      --storage-engine memory://tansu/ \
+      >"$STATE/log" 2>&1 &
+    echo $! > "$STATE/pid"
+    for _ in $(seq 1 100); do
+      ready && break
+      running || { echo "broker exited:" >&2; tail -20 "$STATE/log" >&2; exit 1; }
+      sleep 0.1
+    done
+    ready || { echo "broker did not open port $PORT" >&2; exit 1; }
+    echo "broker up on $ADDRESS (pid $(cat "$STATE/pid"), log $STATE/log)"
+  fi
+  for spec in "$@"; do
+    name=${spec%%:*}; partitions=${spec#*:}
+    [ "$partitions" = "$spec" ] && partitions=1
+    # 0.6.0 does not auto-create topics; an existing topic is not an error.
+    "$TANSU" topic create "$name" --partitions "$partitions" --broker "tcp://$ADDRESS" >/dev/null 2>&1 \
+      && echo "topic $name ($partitions partitions)" || true
+  done
+}
+
+down() {
+  if running; then
+    kill "$(cat "$STATE/pid")" 2>/dev/null || true
+    for _ in $(seq 1 50); do running || break; sleep 0.1; done
+    running && kill -9 "$(cat "$STATE/pid")" 2>/dev/null || true
+    echo "broker stopped"
+  fi
+  rm -f "$STATE/pid"
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) down ;;
+  address) echo "$ADDRESS" ;;
+  *) echo "usage: $0 up [topic:partitions ...] | down | address" >&2; exit 2 ;;
+esac

