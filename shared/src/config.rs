@@ -33,9 +33,11 @@ pub enum ConfigError {
     Conflict(String),
 }
 
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
+
 /// Where configuration values come from.
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl fmt::Debug for Env<'_> {
@@ -164,10 +166,7 @@ mod tests {
         let env = Env::from_pairs(&[("A", "  "), ("B", " x ")]);
         assert_eq!(env.optional("A"), None);
         assert_eq!(env.optional("B").as_deref(), Some("x"));
-        assert_eq!(
-            env.required("A"),
-            Err(ConfigError::Missing { name: "A" })
-        );
+        assert_eq!(env.required("A"), Err(ConfigError::Missing { name: "A" }));
     }
 
     #[test]
@@ -190,7 +189,10 @@ mod tests {
     #[test]
     fn lists_split_on_commas_and_drop_blanks() {
         let env = Env::from_pairs(&[("L", "a, b,,c ")]);
-        assert_eq!(env.list("L"), Some(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            env.list("L"),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert_eq!(env.list("none"), None);
     }
 

@@ -178,7 +178,10 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
 fn write_base64(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     let start = out.len();
-    out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
+    out.resize(
+        start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
+        0,
+    );
     let written = BASE64.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
     out.truncate(start + written);
     out.push(b'"');
@@ -290,7 +293,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn item(json: &str) -> HashMap<String, AttributeValue> {
-        serde_json::from_str::<serde_dynamo::Item>(json).unwrap().into()
+        serde_json::from_str::<serde_dynamo::Item>(json)
+            .unwrap()
+            .into()
     }
 
     fn to_text(json: &str) -> String {
@@ -320,25 +325,42 @@ mod tests {
     fn numbers_keep_every_digit() {
         let big = "12345678901234567890123456789012345678";
         let small = "0.000000000000000000000000000000000000001";
-        let text = to_text(&format!(r#"{{"a": {{"N": "{big}"}}, "b": {{"N": "{small}"}}, "c": {{"N": "-1E+130"}}}}"#));
+        let text = to_text(&format!(
+            r#"{{"a": {{"N": "{big}"}}, "b": {{"N": "{small}"}}, "c": {{"N": "-1E+130"}}}}"#
+        ));
         assert_eq!(text, format!(r#"{{"a":{big},"b":{small},"c":-1E+130}}"#));
     }
 
     #[test]
     fn loose_decimals_are_normalized_without_changing_value() {
-        for (input, expected) in [("+5", "5"), ("007", "7"), (".5", "0.5"), ("5.", "5"), ("-00.25", "-0.25"), ("1e+2", "1e+2")] {
+        for (input, expected) in [
+            ("+5", "5"),
+            ("007", "7"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            ("-00.25", "-0.25"),
+            ("1e+2", "1e+2"),
+        ] {
             assert_eq!(normalize_number(input), Ok(expected.to_owned()), "{input}");
         }
     }
 
     #[test]
     fn non_numbers_are_errors_that_name_the_attribute() {
-        let err = item_to_json(&item(r#"{"order": {"M": {"lines": {"L": [{"N": "1"}, {"N": "ten"}]}}}}"#)).unwrap_err();
+        let err = item_to_json(&item(
+            r#"{"order": {"M": {"lines": {"L": [{"N": "1"}, {"N": "ten"}]}}}}"#,
+        ))
+        .unwrap_err();
         assert_eq!(
             err,
-            UnmarshalError::InvalidNumber { path: "order.lines[1]".into(), value: "ten".into() }
+            UnmarshalError::InvalidNumber {
+                path: "order.lines[1]".into(),
+                value: "ten".into()
+            }
         );
-        for bad in ["", "-", "1.2.3", "0x10", "NaN", "Infinity", "1e", "--1", "1 2"] {
+        for bad in [
+            "", "-", "1.2.3", "0x10", "NaN", "Infinity", "1e", "--1", "1 2",
+        ] {
             assert!(normalize_number(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(item_to_json(&item(r#"{"ns": {"NS": ["1", "x"]}}"#)).is_err());
@@ -357,9 +379,18 @@ mod tests {
 
     #[test]
     fn key_text_is_the_plain_value() {
-        assert_eq!(attribute_text(&AttributeValue::S("abc".into())).unwrap(), "abc");
-        assert_eq!(attribute_text(&AttributeValue::N("42".into())).unwrap(), "42");
-        assert_eq!(attribute_text(&AttributeValue::B(vec![0, 1])).unwrap(), "AAE=");
+        assert_eq!(
+            attribute_text(&AttributeValue::S("abc".into())).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            attribute_text(&AttributeValue::N("42".into())).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            attribute_text(&AttributeValue::B(vec![0, 1])).unwrap(),
+            "AAE="
+        );
         assert_eq!(attribute_text(&AttributeValue::Bool(true)).unwrap(), "true");
         assert!(attribute_text(&AttributeValue::N("x".into())).is_err());
     }

@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn split_results_carry_cdc_split_and_no_cdc() {
-        let r = DoubleCloudRecordResult::new(envelope(), Outcome::Split(vec![json!({"a": 1})]), None);
+        let r =
+            DoubleCloudRecordResult::new(envelope(), Outcome::Split(vec![json!({"a": 1})]), None);
         assert_eq!(
             serde_json::to_value(r).unwrap(),
             json!({"eventID":"5.0","invokeIdentityArn":"tm","eventVersion":"1.0",
@@ -199,7 +200,11 @@ mod tests {
 
     #[test]
     fn an_empty_split_is_still_a_split() {
-        let r = DoubleCloudRecordResult::<serde_json::Value>::new(envelope(), Outcome::Split(vec![]), None);
+        let r = DoubleCloudRecordResult::<serde_json::Value>::new(
+            envelope(),
+            Outcome::Split(vec![]),
+            None,
+        );
         let v = serde_json::to_value(r).unwrap();
         assert_eq!(v["cdc_split"], json!([]));
         assert_eq!(v["result"], json!("Split"));
@@ -208,36 +213,77 @@ mod tests {
     #[test]
     fn failures_send_back_the_original_item() {
         let original = json!({"id": 7});
-        let r = DoubleCloudRecordResult::new(envelope(), Outcome::failed("bad data"), Some(original.clone()));
+        let r = DoubleCloudRecordResult::new(
+            envelope(),
+            Outcome::failed("bad data"),
+            Some(original.clone()),
+        );
         let v = serde_json::to_value(r).unwrap();
         assert_eq!(v["cdc"], original);
         assert_eq!(v["result"], json!("ProcessingFailed"));
         assert!(v.get("cdc_split").is_none());
-        assert!(!v.to_string().contains("bad data"), "the reason stays in the log");
+        assert!(
+            !v.to_string().contains("bad data"),
+            "the reason stays in the log"
+        );
     }
 
     #[test]
     fn ok_and_dropped_have_their_own_shapes() {
-        let ok = serde_json::to_value(DoubleCloudRecordResult::new(envelope(), Outcome::Ok(json!(1)), None)).unwrap();
-        assert_eq!((ok["cdc"].clone(), ok["result"].clone()), (json!(1), json!("Ok")));
-        let dropped = serde_json::to_value(DoubleCloudRecordResult::<serde_json::Value>::new(envelope(), Outcome::Dropped, Some(json!(1)))).unwrap();
+        let ok = serde_json::to_value(DoubleCloudRecordResult::new(
+            envelope(),
+            Outcome::Ok(json!(1)),
+            None,
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok["cdc"].clone(), ok["result"].clone()),
+            (json!(1), json!("Ok"))
+        );
+        let dropped = serde_json::to_value(DoubleCloudRecordResult::<serde_json::Value>::new(
+            envelope(),
+            Outcome::Dropped,
+            Some(json!(1)),
+        ))
+        .unwrap();
         assert!(dropped.get("cdc").is_none());
         assert_eq!(dropped["result"], json!("Dropped"));
     }
 
     #[test]
     fn firehose_records_follow_the_documented_json() {
-        let ok = firehose_record("r1".into(), Outcome::Split(vec![b"a".to_vec(), b"b".to_vec()]), b"x".to_vec(), HashMap::new());
+        let ok = firehose_record(
+            "r1".into(),
+            Outcome::Split(vec![b"a".to_vec(), b"b".to_vec()]),
+            b"x".to_vec(),
+            HashMap::new(),
+        );
         let v = serde_json::to_value(&ok).unwrap();
         assert_eq!(v["recordId"], json!("r1"));
         assert_eq!(v["result"], json!("Ok"));
         assert_eq!(v["data"], json!("YQpi")); // base64 of "a\nb"
 
-        let failed = firehose_record("r2".into(), Outcome::failed("nope"), b"raw".to_vec(), HashMap::new());
+        let failed = firehose_record(
+            "r2".into(),
+            Outcome::failed("nope"),
+            b"raw".to_vec(),
+            HashMap::new(),
+        );
         let v = serde_json::to_value(&failed).unwrap();
-        assert_eq!((v["result"].clone(), v["data"].clone()), (json!("ProcessingFailed"), json!("cmF3")));
+        assert_eq!(
+            (v["result"].clone(), v["data"].clone()),
+            (json!("ProcessingFailed"), json!("cmF3"))
+        );
 
-        let dropped = firehose_record("r3".into(), Outcome::Dropped, b"raw".to_vec(), HashMap::new());
-        assert_eq!(serde_json::to_value(&dropped).unwrap()["result"], json!("Dropped"));
+        let dropped = firehose_record(
+            "r3".into(),
+            Outcome::Dropped,
+            b"raw".to_vec(),
+            HashMap::new(),
+        );
+        assert_eq!(
+            serde_json::to_value(&dropped).unwrap()["result"],
+            json!("Dropped")
+        );
     }
 }

@@ -114,7 +114,8 @@ pub async fn read_topic(
     loop {
         let mut all = Vec::new();
         for partition in 0..partitions {
-            let records = read_partition(broker, topic, partition, 0, Duration::from_millis(1)).await?;
+            let records =
+                read_partition(broker, topic, partition, 0, Duration::from_millis(1)).await?;
             all.extend(records.into_iter().map(|r| (partition, r)));
         }
         if all.len() >= expected || tokio::time::Instant::now() >= stop {
@@ -179,12 +180,22 @@ impl PrivateBroker {
     pub async fn create_topic(&self, topic: &str, partitions: i32) {
         let bin = std::env::var("TANSU_BIN").unwrap_or_default();
         let status = tokio::process::Command::new(bin)
-            .args(["topic", "create", topic, "--partitions", &partitions.to_string(), "--broker"])
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+            ])
             .arg(format!("tcp://{}", self.direct))
             .stdout(std::process::Stdio::null())
             .status()
             .await;
-        assert!(matches!(status, Ok(s) if s.success()), "topic create failed: {status:?}");
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "topic create failed: {status:?}"
+        );
     }
 
     /// Stops the broker now.
@@ -254,8 +265,18 @@ impl FaultProxy {
                 };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                tokio::spawn(relay(client_read, server_write, std::sync::Arc::clone(&state), true));
-                tokio::spawn(relay(server_read, client_write, std::sync::Arc::clone(&state), false));
+                tokio::spawn(relay(
+                    client_read,
+                    server_write,
+                    std::sync::Arc::clone(&state),
+                    true,
+                ));
+                tokio::spawn(relay(
+                    server_read,
+                    client_write,
+                    std::sync::Arc::clone(&state),
+                    false,
+                ));
             }
         });
         proxy
@@ -282,7 +303,9 @@ async fn relay(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let Ok(n) = from.read(&mut buffer).await else { return };
+        let Ok(n) = from.read(&mut buffer).await else {
+            return;
+        };
         if n == 0 {
             return;
         }

@@ -3,6 +3,9 @@
 //! Read-back uses a plain rskafka client from `lambda_stream_kit::testing`,
 //! not the producer under test.
 
+// Test set-up may unwrap: a panic here is a failed test, not lost data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,7 +25,10 @@ fn record(i: usize) -> OutgoingRecord {
             ("source".to_owned(), b"test".to_vec()),
             ("index".to_owned(), i.to_string().into_bytes()),
         ]),
-        timestamp: Some(Utc.timestamp_millis_opt(1_700_000_000_000 + i as i64).unwrap()),
+        timestamp: Some(
+            Utc.timestamp_millis_opt(1_700_000_000_000 + i as i64)
+                .unwrap(),
+        ),
     }
 }
 
@@ -37,12 +43,18 @@ async fn records_land_with_value_key_headers_timestamp_on_the_java_partition() {
     let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![broker.clone()]));
     let records: Vec<OutgoingRecord> = (0..300).map(record).collect();
     let outcomes = producer
-        .produce(&topic, records.clone(), Instant::now() + Duration::from_secs(20))
+        .produce(
+            &topic,
+            records.clone(),
+            Instant::now() + Duration::from_secs(20),
+        )
         .await;
 
     let mut deliveries = BTreeMap::new();
     for (i, outcome) in outcomes.iter().enumerate() {
-        let delivery = outcome.as_ref().unwrap_or_else(|e| panic!("record {i}: {e}"));
+        let delivery = outcome
+            .as_ref()
+            .unwrap_or_else(|e| panic!("record {i}: {e}"));
         assert_eq!(
             delivery.partition,
             partition_for_key(format!("customer-{i}").as_bytes(), 6),
@@ -62,7 +74,11 @@ async fn records_land_with_value_key_headers_timestamp_on_the_java_partition() {
         assert_eq!(got.record.key, want.key, "key of record {i}");
         assert_eq!(got.record.value, want.value, "value of record {i}");
         assert_eq!(got.record.headers, want.headers, "headers of record {i}");
-        assert_eq!(Some(got.record.timestamp), want.timestamp, "timestamp of record {i}");
+        assert_eq!(
+            Some(got.record.timestamp),
+            want.timestamp,
+            "timestamp of record {i}"
+        );
         if let Some(previous) = last_index_per_partition.insert(partition, i) {
             assert!(previous < i, "partition {partition} is out of input order");
         }
@@ -89,14 +105,22 @@ async fn a_batch_larger_than_one_request_is_split_and_keeps_order() {
     let outcomes = producer
         .produce(&topic, records, Instant::now() + Duration::from_secs(20))
         .await;
-    let offsets: Vec<i64> = outcomes.iter().map(|o| o.as_ref().unwrap().offset).collect();
-    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "offsets follow input order");
+    let offsets: Vec<i64> = outcomes
+        .iter()
+        .map(|o| o.as_ref().unwrap().offset)
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets follow input order"
+    );
 
     let landed = testing::read_partition(&broker, &topic, 0, 200, Duration::from_secs(20))
         .await
         .unwrap();
     let values: Vec<Vec<u8>> = landed.into_iter().filter_map(|r| r.record.value).collect();
-    let expected: Vec<Vec<u8>> = (0..200).map(|i| format!("{i:0>200}").into_bytes()).collect();
+    let expected: Vec<Vec<u8>> = (0..200)
+        .map(|i| format!("{i:0>200}").into_bytes())
+        .collect();
     assert_eq!(values, expected);
 }
 
@@ -127,7 +151,11 @@ async fn with_nothing_listening_every_record_fails_within_the_deadline() {
     let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![format!("127.0.0.1:{port}")]));
     let started = Instant::now();
     let outcomes = producer
-        .produce("t", vec![record(1), record(2)], started + Duration::from_millis(1500))
+        .produce(
+            "t",
+            vec![record(1), record(2)],
+            started + Duration::from_millis(1500),
+        )
         .await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(2500), "took {elapsed:?}");

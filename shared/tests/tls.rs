@@ -4,6 +4,9 @@
 //! `KAFKA_TLS=true` and the CA file. It proves the rustls set-up works with
 //! the single `ring` provider.
 
+// Test set-up may unwrap: a panic here is a failed test, not lost data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,9 @@ use tokio_rustls::rustls;
 fn tls_server(dir: &std::path::Path) -> Arc<rustls::ServerConfig> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "test CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "test CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
@@ -49,8 +54,12 @@ async fn tls_proxy(listen: SocketAddr, upstream: SocketAddr, config: Arc<rustls:
         while let Ok((socket, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(socket).await else { return };
-                let Ok(mut plain) = TcpStream::connect(upstream).await else { return };
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut plain) = TcpStream::connect(upstream).await else {
+                    return;
+                };
                 let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
             });
         }
@@ -75,7 +84,10 @@ async fn produces_over_a_verified_tls_connection() {
 
     let ca_file = dir.join("ca.pem");
     let config = KafkaConfig::from_env(&Env::from_pairs(&[
-        ("KAFKA_BOOTSTRAP_SERVERS", format!("localhost:{tls_port}").as_str()),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            format!("localhost:{tls_port}").as_str(),
+        ),
         ("KAFKA_TLS", "true"),
         ("KAFKA_TLS_CA_FILE", ca_file.to_str().unwrap()),
     ]))
@@ -110,7 +122,10 @@ async fn an_untrusted_certificate_is_refused() {
     )
     .await;
     let config = KafkaConfig::from_env(&Env::from_pairs(&[
-        ("KAFKA_BOOTSTRAP_SERVERS", format!("localhost:{tls_port}").as_str()),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            format!("localhost:{tls_port}").as_str(),
+        ),
         ("KAFKA_TLS", "true"),
     ]))
     .unwrap();
@@ -121,5 +136,8 @@ async fn an_untrusted_certificate_is_refused() {
             Instant::now() + Duration::from_secs(2),
         )
         .await;
-    assert!(outcomes[0].is_err(), "a certificate from an unknown CA must not be accepted");
+    assert!(
+        outcomes[0].is_err(),
+        "a certificate from an unknown CA must not be accepted"
+    );
 }

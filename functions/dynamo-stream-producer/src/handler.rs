@@ -88,9 +88,7 @@ impl Config {
                 .optional("TOPIC_NAME")
                 .unwrap_or_else(|| "test-topic".into()),
             event_names,
-            key_attribute: env
-                .optional("KEY_ATTRIBUTE")
-                .unwrap_or_else(|| "id".into()),
+            key_attribute: env.optional("KEY_ATTRIBUTE").unwrap_or_else(|| "id".into()),
             dead_letter_topic: env.optional("DEAD_LETTER_TOPIC"),
             deadline_margin: Duration::from_millis(env.parse_or("DEADLINE_MARGIN_MS", 2000u64)?),
             kafka: KafkaConfig::from_env(env)?,
@@ -283,7 +281,12 @@ fn log_ack(topic: &str, delivery: Delivery, p: &Planned<'_>) {
         topic,
         partition = delivery.partition,
         offset = delivery.offset,
-        key = p.key.as_deref().map(String::from_utf8_lossy).as_deref().unwrap_or(""),
+        key = p
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .as_deref()
+            .unwrap_or(""),
         sequence_number = p.sequence_number.as_deref().unwrap_or(""),
         "acknowledged"
     );
@@ -323,7 +326,12 @@ fn plan<'a>(raw: &'a RawValue, config: &Config) -> Planned<'a> {
 /// still be reported or dead-lettered.
 fn unparseable(raw: &RawValue, reason: String) -> Planned<'_> {
     let value: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
-    let text = |pointer: &str| value.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     Planned {
         raw,
         sequence_number: text("/dynamodb/SequenceNumber"),
@@ -367,10 +375,16 @@ fn build_record(
         None => item_to_json(&change.keys).map_err(|e| format!("cannot unmarshal Keys: {e}"))?,
     };
     let mut headers = BTreeMap::new();
-    headers.insert(header::EVENT_ID.to_owned(), record.event_id.clone().into_bytes());
+    headers.insert(
+        header::EVENT_ID.to_owned(),
+        record.event_id.clone().into_bytes(),
+    );
     headers.insert(header::EVENT_NAME.to_owned(), name.as_bytes().to_vec());
     if let Some(sequence_number) = &change.sequence_number {
-        headers.insert(header::SEQUENCE_NUMBER.to_owned(), sequence_number.clone().into_bytes());
+        headers.insert(
+            header::SEQUENCE_NUMBER.to_owned(),
+            sequence_number.clone().into_bytes(),
+        );
     }
     if let Some(arn) = &record.event_source_arn {
         headers.insert(header::SOURCE_ARN.to_owned(), arn.clone().into_bytes());
@@ -393,8 +407,14 @@ fn build_record(
 /// and the coordinates in headers.
 fn dead_letter(p: &Planned<'_>, config: &Config) -> OutgoingRecord {
     let mut headers = BTreeMap::new();
-    headers.insert(header::DLQ_REASON.to_owned(), poison_reason(p).as_bytes().to_vec());
-    headers.insert(header::DLQ_TOPIC.to_owned(), config.topic.clone().into_bytes());
+    headers.insert(
+        header::DLQ_REASON.to_owned(),
+        poison_reason(p).as_bytes().to_vec(),
+    );
+    headers.insert(
+        header::DLQ_TOPIC.to_owned(),
+        config.topic.clone().into_bytes(),
+    );
     for (name, value) in [
         (header::EVENT_ID, &p.event_id),
         (header::EVENT_NAME, &p.event_name),
@@ -420,7 +440,10 @@ fn dead_letter(p: &Planned<'_>, config: &Config) -> OutgoingRecord {
         .into_bytes()
     };
     OutgoingRecord {
-        key: p.key.clone().or_else(|| p.event_id.clone().map(String::into_bytes)),
+        key: p
+            .key
+            .clone()
+            .or_else(|| p.event_id.clone().map(String::into_bytes)),
         value: Some(value),
         headers,
         timestamp: None,
@@ -477,7 +500,9 @@ mod tests {
 
     #[test]
     fn an_insert_becomes_exact_json_keyed_by_id_with_headers_and_timestamp() {
-        let (key, out) = build_record(&record(&insert("a1", "")), &config(&[])).unwrap().unwrap();
+        let (key, out) = build_record(&record(&insert("a1", "")), &config(&[]))
+            .unwrap()
+            .unwrap();
         assert_eq!(key, b"a1");
         assert_eq!(
             String::from_utf8(out.value.unwrap()).unwrap(),
@@ -486,7 +511,10 @@ mod tests {
         assert_eq!(out.headers[header::EVENT_ID], b"e-a1");
         assert_eq!(out.headers[header::EVENT_NAME], b"INSERT");
         assert_eq!(out.headers[header::SEQUENCE_NUMBER], b"a100");
-        assert_eq!(out.headers[header::SOURCE_ARN], b"arn:aws:dynamodb:us-east-1:1:table/T/stream/S");
+        assert_eq!(
+            out.headers[header::SOURCE_ARN],
+            b"arn:aws:dynamodb:us-east-1:1:table/T/stream/S"
+        );
         assert_eq!(out.timestamp.unwrap().timestamp(), 1_700_000_000);
     }
 
@@ -496,7 +524,10 @@ mod tests {
             "NewImage":{"pk":{"S":"p"},"sk":{"N":"2"}},"SequenceNumber":"1","SizeBytes":1}}"#;
         let (key, out) = build_record(&record(json), &config(&[])).unwrap().unwrap();
         assert_eq!(key, br#"{"pk":"p","sk":2}"#);
-        assert_eq!(out.timestamp, None, "no ApproximateCreationDateTime means broker time");
+        assert_eq!(
+            out.timestamp, None,
+            "no ApproximateCreationDateTime means broker time"
+        );
     }
 
     #[test]
@@ -514,7 +545,9 @@ mod tests {
     #[test]
     fn names_not_forwarded_are_skipped_and_unknown_names_are_poison() {
         let modify = insert("m", "").replace("INSERT", "MODIFY");
-        assert!(build_record(&record(&modify), &config(&[])).unwrap().is_none());
+        assert!(build_record(&record(&modify), &config(&[]))
+            .unwrap()
+            .is_none());
         let odd = insert("m", "").replace("INSERT", "TRUNCATE");
         let err = build_record(&record(&odd), &config(&[])).unwrap_err();
         assert!(err.contains("unknown eventName"), "{err}");
@@ -538,7 +571,11 @@ mod tests {
         .unwrap();
         let p = plan(&raw, &config(&[]));
         assert_eq!(p.sequence_number.as_deref(), Some("900"));
-        assert!(matches!(&p.plan, Plan::Poison(r) if r.contains("does not parse")), "{:?}", p.plan);
+        assert!(
+            matches!(&p.plan, Plan::Poison(r) if r.contains("does not parse")),
+            "{:?}",
+            p.plan
+        );
         let letter = dead_letter(&p, &config(&[]));
         assert_eq!(letter.value.as_deref(), Some(raw.get().as_bytes()));
         assert!(String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]).contains("base64"));
@@ -556,12 +593,27 @@ mod tests {
             + 3000;
         let cfg = config(&[("DEADLINE_MARGIN_MS", "1000")]);
         let started = Instant::now();
-        let response = function_handler(&producer, &cfg, LambdaEvent::new(fixture("dynamodb-mixed.json"), context))
-            .await
-            .unwrap();
-        assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
-        let reported: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-        assert_eq!(reported, vec![Some("4421584500000000017450439091".to_owned())]);
+        let response = function_handler(
+            &producer,
+            &cfg,
+            LambdaEvent::new(fixture("dynamodb-mixed.json"), context),
+        )
+        .await
+        .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{:?}",
+            started.elapsed()
+        );
+        let reported: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect();
+        assert_eq!(
+            reported,
+            vec![Some("4421584500000000017450439091".to_owned())]
+        );
     }
 
     #[tokio::test]
@@ -581,9 +633,13 @@ mod tests {
     async fn an_event_without_records_is_a_clear_error() {
         let producer = KafkaProducer::new(config(&[]).kafka);
         let batch: StreamBatch = serde_json::from_str(r#"{"Items": []}"#).unwrap();
-        let err = function_handler(&producer, &config(&[]), LambdaEvent::new(batch, Context::default()))
-            .await
-            .unwrap_err();
+        let err = function_handler(
+            &producer,
+            &config(&[]),
+            LambdaEvent::new(batch, Context::default()),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("no Records"), "{err}");
     }
 }

@@ -1,6 +1,9 @@
 //! The producer function against a real broker (tansu, started by
 //! `make test`).
 
+// Test set-up may unwrap: a panic here is a failed test, not lost data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,7 +34,10 @@ fn batch(range: std::ops::Range<usize>, distinct_keys: usize) -> (String, Vec<us
             )
         })
         .collect();
-    (format!(r#"{{"Records":[{}]}}"#, records.join(",")), range.collect())
+    (
+        format!(r#"{{"Records":[{}]}}"#, records.join(",")),
+        range.collect(),
+    )
 }
 
 fn expected_value(i: usize, distinct_keys: usize) -> String {
@@ -45,7 +51,8 @@ fn expected_value(i: usize, distinct_keys: usize) -> String {
 
 fn context(budget: Duration) -> Context {
     let mut context = Context::default();
-    context.deadline = (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + budget).as_millis() as u64;
+    context.deadline =
+        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + budget).as_millis() as u64;
     context
 }
 
@@ -59,7 +66,12 @@ fn config(broker: &str, topic: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_env(&Env::from_pairs(&pairs)).unwrap()
 }
 
-async fn invoke(producer: &KafkaProducer, config: &Config, event: &str, budget: Duration) -> Option<String> {
+async fn invoke(
+    producer: &KafkaProducer,
+    config: &Config,
+    event: &str,
+    budget: Duration,
+) -> Option<String> {
     let batch: StreamBatch = serde_json::from_str(event).unwrap();
     let response = function_handler(producer, config, LambdaEvent::new(batch, context(budget)))
         .await
@@ -81,7 +93,10 @@ async fn a_thousand_inserts_land_exactly_as_expected() {
     let producer = KafkaProducer::new(config.kafka.clone());
 
     let (event, indexes) = batch(0..1000, 1000);
-    assert_eq!(invoke(&producer, &config, &event, Duration::from_secs(30)).await, None);
+    assert_eq!(
+        invoke(&producer, &config, &event, Duration::from_secs(30)).await,
+        None
+    );
 
     let landed = testing::read_topic(&broker, &topic, 6, 1000, Duration::from_secs(30))
         .await
@@ -91,12 +106,22 @@ async fn a_thousand_inserts_land_exactly_as_expected() {
     for (partition, got) in landed {
         let key = String::from_utf8(got.record.key.clone().unwrap()).unwrap();
         let i: usize = key.trim_start_matches("order-").parse().unwrap();
-        assert_eq!(partition, partition_for_key(key.as_bytes(), 6), "{key} is not on Java's partition");
-        assert_eq!(String::from_utf8(got.record.value.clone().unwrap()).unwrap(), expected_value(i, 1000));
+        assert_eq!(
+            partition,
+            partition_for_key(key.as_bytes(), 6),
+            "{key} is not on Java's partition"
+        );
+        assert_eq!(
+            String::from_utf8(got.record.value.clone().unwrap()).unwrap(),
+            expected_value(i, 1000)
+        );
         let headers = &got.record.headers;
         assert_eq!(headers[header::EVENT_ID], format!("event-{i}").into_bytes());
         assert_eq!(headers[header::EVENT_NAME], b"INSERT");
-        assert_eq!(headers[header::SEQUENCE_NUMBER], format!("{:021}", 1000 + i).into_bytes());
+        assert_eq!(
+            headers[header::SEQUENCE_NUMBER],
+            format!("{:021}", 1000 + i).into_bytes()
+        );
         assert_eq!(headers[header::SOURCE_ARN], STREAM_ARN.as_bytes());
         assert_eq!(got.record.timestamp.timestamp(), 1_763_900_000);
         assert!(seen.insert(i, ()).is_none(), "record {i} landed twice");
@@ -126,28 +151,46 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
     let reported = invoke(&producer, &config, &event, Duration::from_secs(6))
         .await
         .expect("the cut must leave records unacknowledged");
-    assert!(started.elapsed() < Duration::from_secs(6), "answered after the deadline");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "answered after the deadline"
+    );
     let first_failed = reported.parse::<usize>().unwrap() - 1000;
-    assert!(first_failed > 0 && first_failed < TOTAL, "cut at {first_failed}");
+    assert!(
+        first_failed > 0 && first_failed < TOTAL,
+        "cut at {first_failed}"
+    );
     eprintln!("broker lost after {first_failed} of {TOTAL} records were acknowledged");
 
     // The broker comes back (the read-back client needs it too). Everything
     // before the reported record is on the topic already.
     proxy.set(Fault::None);
-    let before = testing::read_topic(&broker.direct, topic, 6, first_failed, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let before = testing::read_topic(
+        &broker.direct,
+        topic,
+        6,
+        first_failed,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     let landed_before: std::collections::BTreeSet<i64> = before
         .iter()
         .map(|(_, r)| seq_of(r.record.value.as_deref().unwrap()))
         .collect();
     for i in 0..first_failed as i64 {
-        assert!(landed_before.contains(&i), "record {i} was reported done but is missing");
+        assert!(
+            landed_before.contains(&i),
+            "record {i} was reported done but is missing"
+        );
     }
 
     // Lambda redelivers from the reported record.
     let (retry, _) = batch(first_failed..TOTAL, KEYS);
-    assert_eq!(invoke(&producer, &config, &retry, Duration::from_secs(20)).await, None);
+    assert_eq!(
+        invoke(&producer, &config, &retry, Duration::from_secs(20)).await,
+        None
+    );
 
     let all = testing::read_topic(&broker.direct, topic, 6, TOTAL, Duration::from_secs(20))
         .await
@@ -155,7 +198,10 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
     let mut per_key: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for (_, r) in &all {
         let key = String::from_utf8(r.record.key.clone().unwrap()).unwrap();
-        per_key.entry(key).or_default().push((r.offset, seq_of(r.record.value.as_deref().unwrap())));
+        per_key
+            .entry(key)
+            .or_default()
+            .push((r.offset, seq_of(r.record.value.as_deref().unwrap())));
     }
     let mut present = std::collections::BTreeSet::new();
     for (key, mut entries) in per_key {
@@ -163,7 +209,10 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
         let seqs: Vec<i64> = entries.iter().map(|(_, s)| *s).collect();
         // Redelivery may repeat records, never reorder a key.
         let firsts: Vec<i64> = dedup_first(&seqs);
-        assert!(firsts.windows(2).all(|w| w[0] < w[1]), "key {key} out of order: {seqs:?}");
+        assert!(
+            firsts.windows(2).all(|w| w[0] < w[1]),
+            "key {key} out of order: {seqs:?}"
+        );
         present.extend(seqs);
     }
     assert_eq!(present.len(), TOTAL, "every record is on the topic");

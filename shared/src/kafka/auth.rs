@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_config::Region;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use rskafka::client::{Credentials, OauthBearerCredentials, SaslConfig};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -51,6 +51,7 @@ pub struct IamTokenProvider {
     credentials: SharedCredentialsProvider,
     max_age: Option<Duration>,
     cache: Mutex<Option<CachedToken>>,
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for IamTokenProvider {
@@ -69,6 +70,7 @@ impl IamTokenProvider {
             credentials,
             max_age: None,
             cache: Mutex::new(None),
+            last_error: std::sync::Mutex::new(None),
         }
     }
 
@@ -81,6 +83,21 @@ impl IamTokenProvider {
 
     /// A valid token, from the cache when it has time left.
     pub async fn token(&self) -> Result<Secret, AuthError> {
+        let result = self.cached_or_new_token().await;
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = result.as_ref().err().map(ToString::to_string);
+        }
+        result
+    }
+
+    /// Why the most recent token request failed, if it did. rskafka retries
+    /// a failed handshake until the deadline, so this is what turns a bare
+    /// timeout into an actionable error.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    async fn cached_or_new_token(&self) -> Result<Secret, AuthError> {
         let mut cache = self.cache.lock().await;
         let now = SystemTime::now();
         if let Some(cached) = cache.as_ref().filter(|c| now < c.refresh_at) {
@@ -99,7 +116,8 @@ impl IamTokenProvider {
             )
             .await
             .map_err(|e| AuthError::Signing(e.to_string()))?;
-        let token_expiry = UNIX_EPOCH + Duration::from_millis(u64::try_from(expiry_ms).unwrap_or(0));
+        let token_expiry =
+            UNIX_EPOCH + Duration::from_millis(u64::try_from(expiry_ms).unwrap_or(0));
         let expiry = credentials_expiry.map_or(token_expiry, |c| c.min(token_expiry));
         let mut refresh_at = expiry.checked_sub(REFRESH_MARGIN).unwrap_or(now);
         if let Some(max_age) = self.max_age {
@@ -167,8 +185,7 @@ impl UserPassword {
             username: String,
             password: String,
         }
-        let raw: Raw =
-            serde_json::from_str(text.expose()).map_err(|_| AuthError::SecretFormat)?;
+        let raw: Raw = serde_json::from_str(text.expose()).map_err(|_| AuthError::SecretFormat)?;
         Ok(Self {
             username: raw.username,
             password: Secret::new(raw.password),
@@ -178,7 +195,8 @@ impl UserPassword {
     /// The rskafka SASL configuration for `mode`, or `None` when the mode
     /// does not use a password.
     pub fn sasl_config(&self, mode: AuthMode) -> Option<SaslConfig> {
-        let credentials = Credentials::new(self.username.clone(), self.password.expose().to_owned());
+        let credentials =
+            Credentials::new(self.username.clone(), self.password.expose().to_owned());
         match mode {
             AuthMode::ScramSha512 => Some(SaslConfig::ScramSha512(credentials)),
             AuthMode::ScramSha256 => Some(SaslConfig::ScramSha256(credentials)),
@@ -246,7 +264,9 @@ mod tests {
     fn uri_encode(s: &str) -> String {
         s.bytes()
             .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
                 _ => format!("%{b:02X}"),
             })
             .collect()
@@ -275,7 +295,9 @@ mod tests {
             "AWS4-HMAC-SHA256\n{date}\n{scope}\n{}",
             hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
         );
-        let sign = |key: &[u8], msg: &str| hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg.as_bytes());
+        let sign = |key: &[u8], msg: &str| {
+            hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), msg.as_bytes())
+        };
         let k_date = sign(format!("AWS4{SECRET_KEY}").as_bytes(), day);
         let k_region = sign(k_date.as_ref(), region);
         let k_service = sign(k_region.as_ref(), "kafka-cluster");
@@ -294,7 +316,13 @@ mod tests {
         assert_eq!(url.host_str(), Some("kafka.us-west-2.amazonaws.com"));
         assert_eq!(url.path(), "/");
         let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         assert_eq!(get("Action"), "kafka-cluster:Connect");
         assert_eq!(get("X-Amz-Algorithm"), "AWS4-HMAC-SHA256");
         assert_eq!(get("X-Amz-Expires"), "900");
@@ -305,9 +333,15 @@ mod tests {
         assert_eq!(date.len(), 16, "{date}");
         assert_eq!(
             get("X-Amz-Credential"),
-            format!("{ACCESS_KEY}/{}/us-west-2/kafka-cluster/aws4_request", &date[..8])
+            format!(
+                "{ACCESS_KEY}/{}/us-west-2/kafka-cluster/aws4_request",
+                &date[..8]
+            )
         );
-        assert_eq!(get("X-Amz-Signature"), expected_signature(&params, &date, "us-west-2"));
+        assert_eq!(
+            get("X-Amz-Signature"),
+            expected_signature(&params, &date, "us-west-2")
+        );
     }
 
     #[tokio::test]
@@ -344,21 +378,46 @@ mod tests {
 
     #[tokio::test]
     async fn missing_credentials_are_a_clear_error() {
-        let creds = Arc::new(CountingCredentials { fail: true, ..Default::default() });
+        let creds = Arc::new(CountingCredentials {
+            fail: true,
+            ..Default::default()
+        });
         let err = provider(creds).token().await.unwrap_err();
-        assert!(err.to_string().starts_with("no AWS credentials for MSK IAM"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("no AWS credentials for MSK IAM"),
+            "{err}"
+        );
     }
 
     #[test]
     fn secrets_parse_into_sasl_configs() {
-        let user = UserPassword::from_secret_json(&Secret::new(r#"{"username":"svc","password":"pw"}"#)).unwrap();
-        assert!(matches!(user.sasl_config(AuthMode::ScramSha512), Some(SaslConfig::ScramSha512(c)) if c.username == "svc" && c.password == "pw"));
-        assert!(matches!(user.sasl_config(AuthMode::ScramSha256), Some(SaslConfig::ScramSha256(_))));
-        assert!(matches!(user.sasl_config(AuthMode::Plain), Some(SaslConfig::Plain(_))));
+        let user =
+            UserPassword::from_secret_json(&Secret::new(r#"{"username":"svc","password":"pw"}"#))
+                .unwrap();
+        assert!(
+            matches!(user.sasl_config(AuthMode::ScramSha512), Some(SaslConfig::ScramSha512(c)) if c.username == "svc" && c.password == "pw")
+        );
+        assert!(matches!(
+            user.sasl_config(AuthMode::ScramSha256),
+            Some(SaslConfig::ScramSha256(_))
+        ));
+        assert!(matches!(
+            user.sasl_config(AuthMode::Plain),
+            Some(SaslConfig::Plain(_))
+        ));
         assert!(user.sasl_config(AuthMode::None).is_none());
         assert!(!format!("{user:?}").contains("pw\""));
-        for bad in ["", "[]", r#"{"username":"svc"}"#, r#"{"username":1,"password":"x"}"#] {
-            assert!(matches!(UserPassword::from_secret_json(&Secret::new(bad)), Err(AuthError::SecretFormat)));
+        for bad in [
+            "",
+            "[]",
+            r#"{"username":"svc"}"#,
+            r#"{"username":1,"password":"x"}"#,
+        ] {
+            assert!(matches!(
+                UserPassword::from_secret_json(&Secret::new(bad)),
+                Err(AuthError::SecretFormat)
+            ));
         }
     }
 }

@@ -156,7 +156,8 @@ impl KafkaConfig {
         if auth == AuthMode::Iam && region.is_none() {
             return Err(ConfigError::Missing { name: "AWS_REGION" });
         }
-        let max_message_bytes = env.parse_or("KAFKA_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
+        let max_message_bytes =
+            env.parse_or("KAFKA_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)?;
         if max_message_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 name: "KAFKA_MAX_MESSAGE_BYTES",
@@ -265,7 +266,10 @@ mod tests {
             "a:9092, b:9092",
         )]))
         .unwrap();
-        assert_eq!(cfg.bootstrap, Bootstrap::Servers(vec!["a:9092".into(), "b:9092".into()]));
+        assert_eq!(
+            cfg.bootstrap,
+            Bootstrap::Servers(vec!["a:9092".into(), "b:9092".into()])
+        );
         assert_eq!((cfg.auth, cfg.tls), (AuthMode::None, false));
         assert_eq!(cfg.max_message_bytes, 1_048_576);
     }
@@ -309,25 +313,68 @@ mod tests {
         let cfg = KafkaConfig::from_env(&Env::from_pairs(&[
             ("KAFKA_BOOTSTRAP_SERVERS", "b:9096"),
             ("KAFKA_AUTH", "scram-sha-512"),
-            ("KAFKA_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:AmazonMSK_x"),
+            (
+                "KAFKA_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:AmazonMSK_x",
+            ),
             ("KAFKA_USERNAME", "u"),
             ("KAFKA_PASSWORD", "p"),
         ]))
         .unwrap();
-        assert!(matches!(cfg.credentials, Some(CredentialSource::SecretArn(_))));
+        assert!(matches!(
+            cfg.credentials,
+            Some(CredentialSource::SecretArn(_))
+        ));
     }
 
     #[test]
     fn bad_values_name_their_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[], "KAFKA_BOOTSTRAP_SERVERS"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "kerberos")], "KAFKA_AUTH"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_TLS", "sometimes")], "KAFKA_TLS"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "iam")], "AWS_REGION"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "plain")], "KAFKA_SECRET_ARN"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "plain"), ("KAFKA_USERNAME", "u")], "KAFKA_PASSWORD"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_MAX_MESSAGE_BYTES", "lots")], "KAFKA_MAX_MESSAGE_BYTES"),
-            (&[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("MSK_CLUSTER_ARN", "arn:x")], "MSK_CLUSTER_ARN"),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "b:1"),
+                    ("KAFKA_AUTH", "kerberos"),
+                ],
+                "KAFKA_AUTH",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "b:1"),
+                    ("KAFKA_TLS", "sometimes"),
+                ],
+                "KAFKA_TLS",
+            ),
+            (
+                &[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "iam")],
+                "AWS_REGION",
+            ),
+            (
+                &[("KAFKA_BOOTSTRAP_SERVERS", "b:1"), ("KAFKA_AUTH", "plain")],
+                "KAFKA_SECRET_ARN",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "b:1"),
+                    ("KAFKA_AUTH", "plain"),
+                    ("KAFKA_USERNAME", "u"),
+                ],
+                "KAFKA_PASSWORD",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "b:1"),
+                    ("KAFKA_MAX_MESSAGE_BYTES", "lots"),
+                ],
+                "KAFKA_MAX_MESSAGE_BYTES",
+            ),
+            (
+                &[
+                    ("KAFKA_BOOTSTRAP_SERVERS", "b:1"),
+                    ("MSK_CLUSTER_ARN", "arn:x"),
+                ],
+                "MSK_CLUSTER_ARN",
+            ),
         ];
         for (pairs, name) in cases {
             let err = KafkaConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
@@ -355,10 +402,22 @@ mod tests {
             sasl_scram: Some("b-1:9096".into()),
             sasl_iam: Some("b-1:9098,b-2:9098".into()),
         };
-        assert_eq!(pick_msk_brokers(&strings, AuthMode::Iam, true).unwrap(), vec!["b-1:9098", "b-2:9098"]);
-        assert_eq!(pick_msk_brokers(&strings, AuthMode::ScramSha512, true).unwrap(), vec!["b-1:9096"]);
-        assert_eq!(pick_msk_brokers(&strings, AuthMode::None, true).unwrap(), vec!["b-1:9094", "b-2:9094"]);
-        assert_eq!(pick_msk_brokers(&strings, AuthMode::None, false).unwrap(), vec!["b-1:9092"]);
+        assert_eq!(
+            pick_msk_brokers(&strings, AuthMode::Iam, true).unwrap(),
+            vec!["b-1:9098", "b-2:9098"]
+        );
+        assert_eq!(
+            pick_msk_brokers(&strings, AuthMode::ScramSha512, true).unwrap(),
+            vec!["b-1:9096"]
+        );
+        assert_eq!(
+            pick_msk_brokers(&strings, AuthMode::None, true).unwrap(),
+            vec!["b-1:9094", "b-2:9094"]
+        );
+        assert_eq!(
+            pick_msk_brokers(&strings, AuthMode::None, false).unwrap(),
+            vec!["b-1:9092"]
+        );
         assert!(pick_msk_brokers(&strings, AuthMode::Plain, true).is_err());
         let err = pick_msk_brokers(&MskBrokerStrings::default(), AuthMode::Iam, true).unwrap_err();
         assert!(err.contains("SASL/IAM"), "{err}");

@@ -220,7 +220,9 @@ impl KafkaProducer {
             if outcomes[index].is_some() {
                 continue;
             }
-            let partition = self.partitioner.partition(record.key.as_deref(), partitions);
+            let partition = self
+                .partitioner
+                .partition(record.key.as_deref(), partitions);
             by_partition
                 .entry(partition)
                 .or_default()
@@ -237,11 +239,19 @@ impl KafkaProducer {
     }
 
     /// The number of partitions of `topic` (cached for five minutes).
-    pub async fn partition_count(&self, topic: &str, deadline: Instant) -> Result<usize, ProduceError> {
+    pub async fn partition_count(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<usize, ProduceError> {
         self.prepare(topic, deadline).await.map(|(_, n)| n)
     }
 
-    async fn prepare(&self, topic: &str, deadline: Instant) -> Result<(Arc<Session>, usize), ProduceError> {
+    async fn prepare(
+        &self,
+        topic: &str,
+        deadline: Instant,
+    ) -> Result<(Arc<Session>, usize), ProduceError> {
         let session = self.session(deadline).await?;
         let partitions = session.partition_count(topic, deadline).await?;
         Ok((session, partitions))
@@ -252,9 +262,18 @@ impl KafkaProducer {
         if let Some(session) = slot.as_ref() {
             return Ok(Arc::clone(session));
         }
-        let client = timeout_at(deadline, self.connect(deadline))
-            .await
-            .map_err(|_| ProduceError::Timeout { step: "connect" })??;
+        let client = match timeout_at(deadline, self.connect(deadline)).await {
+            Ok(connected) => connected?,
+            Err(_) => {
+                let auth_error = self.iam.get().and_then(|p| p.last_error());
+                return Err(match auth_error {
+                    Some(e) => ProduceError::Connect(format!(
+                        "no connection before the deadline; the last authentication attempt failed: {e}"
+                    )),
+                    None => ProduceError::Timeout { step: "connect" },
+                });
+            }
+        };
         let session = Arc::new(Session {
             client,
             partition_counts: Mutex::new(HashMap::new()),
@@ -309,12 +328,24 @@ impl KafkaProducer {
                         let region = self.config.region.clone().ok_or_else(|| {
                             ProduceError::Connect("AWS_REGION is needed for MSK IAM".into())
                         })?;
-                        let credentials = self.sdk().await.credentials_provider().ok_or_else(|| {
-                            ProduceError::Connect("no AWS credential provider is configured".into())
-                        })?;
+                        let credentials =
+                            self.sdk().await.credentials_provider().ok_or_else(|| {
+                                ProduceError::Connect(
+                                    "no AWS credential provider is configured".into(),
+                                )
+                            })?;
                         Ok::<_, ProduceError>(Arc::new(IamTokenProvider::new(region, credentials)))
                     })
                     .await?;
+                // Sign once before connecting: a missing credential then fails
+                // fast with its own message instead of as a handshake that
+                // rskafka retries until the deadline.
+                timeout_at(deadline, provider.token())
+                    .await
+                    .map_err(|_| ProduceError::Timeout {
+                        step: "MSK IAM token",
+                    })?
+                    .map_err(|e| ProduceError::Connect(e.to_string()))?;
                 Ok(Some(Arc::clone(provider).sasl_config()))
             }
             AuthMode::ScramSha512 | AuthMode::ScramSha256 | AuthMode::Plain => {
@@ -343,21 +374,26 @@ impl KafkaProducer {
 
     async fn resolve_msk(&self, arn: &str, deadline: Instant) -> Result<Vec<String>, ProduceError> {
         let client = aws_sdk_kafka::Client::new(self.sdk().await);
-        let answer = timeout_at(deadline, client.get_bootstrap_brokers().cluster_arn(arn).send())
-            .await
-            .map_err(|_| ProduceError::Timeout {
-                step: "kafka:GetBootstrapBrokers",
-            })?
-            .map_err(|e| {
-                ProduceError::Connect(format!(
-                    "kafka:GetBootstrapBrokers failed: {}",
-                    aws_sdk_kafka::error::DisplayErrorContext(e)
-                ))
-            })?;
+        let answer = timeout_at(
+            deadline,
+            client.get_bootstrap_brokers().cluster_arn(arn).send(),
+        )
+        .await
+        .map_err(|_| ProduceError::Timeout {
+            step: "kafka:GetBootstrapBrokers",
+        })?
+        .map_err(|e| {
+            ProduceError::Connect(format!(
+                "kafka:GetBootstrapBrokers failed: {}",
+                aws_sdk_kafka::error::DisplayErrorContext(e)
+            ))
+        })?;
         let strings = MskBrokerStrings {
             plaintext: answer.bootstrap_broker_string().map(str::to_owned),
             tls: answer.bootstrap_broker_string_tls().map(str::to_owned),
-            sasl_scram: answer.bootstrap_broker_string_sasl_scram().map(str::to_owned),
+            sasl_scram: answer
+                .bootstrap_broker_string_sasl_scram()
+                .map(str::to_owned),
             sasl_iam: answer.bootstrap_broker_string_sasl_iam().map(str::to_owned),
         };
         pick_msk_brokers(&strings, self.config.auth, self.config.tls).map_err(ProduceError::Connect)
@@ -571,7 +607,10 @@ mod tests {
         let flat: Vec<usize> = requests.iter().flatten().map(|(i, _)| *i).collect();
         assert_eq!(flat, (0..10).collect::<Vec<_>>());
         for request in &requests {
-            let bytes: usize = request.iter().map(|(_, r)| r.approximate_size() + RECORD_OVERHEAD).sum();
+            let bytes: usize = request
+                .iter()
+                .map(|(_, r)| r.approximate_size() + RECORD_OVERHEAD)
+                .sum();
             assert!(bytes + BATCH_OVERHEAD <= 1024 || request.len() == 1);
         }
     }
@@ -597,7 +636,13 @@ mod tests {
                 Instant::now() + Duration::from_secs(5),
             )
             .await;
-        assert!(matches!(outcomes[0], Err(ProduceError::TooLarge { size: 4096, limit: 2048 })));
+        assert!(matches!(
+            outcomes[0],
+            Err(ProduceError::TooLarge {
+                size: 4096,
+                limit: 2048
+            })
+        ));
         assert!(outcomes[0].as_ref().unwrap_err().is_permanent());
     }
 
