@@ -76,12 +76,15 @@ impl Config {
 
     /// Reads `LOG_DATA_MAX_BYTES` (default 8192, at most 262144).
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let log_data_max_bytes = env.parse_or(LOG_DATA_MAX_BYTES, Self::DEFAULT_LOG_DATA_MAX_BYTES)?;
+        let log_data_max_bytes =
+            env.parse_or(LOG_DATA_MAX_BYTES, Self::DEFAULT_LOG_DATA_MAX_BYTES)?;
         if log_data_max_bytes > LOG_DATA_MAX_BYTES_LIMIT {
             return Err(ConfigError::Invalid {
                 name: LOG_DATA_MAX_BYTES,
                 value: log_data_max_bytes.to_string(),
-                reason: format!("at most {LOG_DATA_MAX_BYTES_LIMIT} (CloudWatch Logs caps an event at 256 KiB)"),
+                reason: format!(
+                    "at most {LOG_DATA_MAX_BYTES_LIMIT} (CloudWatch Logs caps an event at 256 KiB)"
+                ),
             });
         }
         Ok(Self { log_data_max_bytes })
@@ -139,9 +142,14 @@ pub struct BatchOutcome<'a> {
 
 /// Handles one Kinesis batch: logs it and answers with the partial batch
 /// response (empty when every record was parsed).
-pub async fn function_handler(event: LambdaEvent<Value>, config: &Config) -> Result<KinesisEventResponse, Error> {
+pub async fn function_handler(
+    event: LambdaEvent<Value>,
+    config: &Config,
+) -> Result<KinesisEventResponse, Error> {
     let outcome = log_batch(&event.payload, config)?;
-    Ok(lambda_stream_kit::batch::kinesis_response(outcome.first_failed))
+    Ok(lambda_stream_kit::batch::kinesis_response(
+        outcome.first_failed,
+    ))
 }
 
 /// Logs every record of `event`; see the module docs for the outcomes.
@@ -205,7 +213,11 @@ struct Failure<'a> {
 }
 
 /// Logs one record and returns how many lines it took.
-fn log_record<'a>(record: &'a Value, config: &Config, buffer: &mut Vec<u8>) -> Result<usize, Failure<'a>> {
+fn log_record<'a>(
+    record: &'a Value,
+    config: &Config,
+    buffer: &mut Vec<u8>,
+) -> Result<usize, Failure<'a>> {
     let event_id = record.get("eventID").and_then(Value::as_str);
     let (shard_id, id_sequence_number) = match event_id.and_then(|id| id.split_once(':')) {
         Some((shard, seq)) if !seq.is_empty() => (Some(shard), Some(seq)),
@@ -223,10 +235,16 @@ fn log_record<'a>(record: &'a Value, config: &Config, buffer: &mut Vec<u8>) -> R
         return Err(fail(id_sequence_number, RecordError::MissingKinesis));
     };
     let Some(sequence_number) = kinesis.get("sequenceNumber").and_then(Value::as_str) else {
-        return Err(fail(id_sequence_number, RecordError::MissingField("sequenceNumber")));
+        return Err(fail(
+            id_sequence_number,
+            RecordError::MissingField("sequenceNumber"),
+        ));
     };
     let Some(encoded) = kinesis.get("data").and_then(Value::as_str) else {
-        return Err(fail(Some(sequence_number), RecordError::MissingField("data")));
+        return Err(fail(
+            Some(sequence_number),
+            RecordError::MissingField("data"),
+        ));
     };
     buffer.clear();
     if let Err(e) = base64::engine::general_purpose::STANDARD.decode_vec(encoded, buffer) {
@@ -322,7 +340,9 @@ impl Line<'_> {
         }
         match kpl_error {
             None => record_line!(Level::INFO, "kinesis record"),
-            Some(error) => record_line!(Level::WARN, kpl_error = %error, "KPL aggregate is corrupt; logged raw"),
+            Some(error) => {
+                record_line!(Level::WARN, kpl_error = %error, "KPL aggregate is corrupt; logged raw")
+            }
         }
     }
 }
@@ -392,11 +412,12 @@ impl<'a> Shown<'a> {
 /// Whether `text` is one JSON value. The first byte rules out most plain
 /// text before the parser runs.
 fn is_json(text: &str) -> bool {
-    let starts_like_json = text
-        .trim_start()
-        .bytes()
-        .next()
-        .is_some_and(|b| matches!(b, b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'));
+    let starts_like_json = text.trim_start().bytes().next().is_some_and(|b| {
+        matches!(
+            b,
+            b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n'
+        )
+    });
     starts_like_json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 

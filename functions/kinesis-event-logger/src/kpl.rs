@@ -148,7 +148,12 @@ fn decode_body(body: &[u8]) -> Result<Vec<UserRecord<'_>>, KplError> {
         .into_iter()
         .enumerate()
         .map(|(record, raw)| {
-            let partition_key = lookup(&partition_keys, raw.partition_key_index, record, "partition key")?;
+            let partition_key = lookup(
+                &partition_keys,
+                raw.partition_key_index,
+                record,
+                "partition key",
+            )?;
             let explicit_hash_key = raw
                 .explicit_hash_key_index
                 .map(|index| lookup(&hash_keys, index, record, "explicit hash key"))
@@ -163,7 +168,12 @@ fn decode_body(body: &[u8]) -> Result<Vec<UserRecord<'_>>, KplError> {
 }
 
 /// Resolves a table index, rejecting one past the end.
-fn lookup<'a>(table: &[&'a str], index: u64, record: usize, name: &'static str) -> Result<&'a str, KplError> {
+fn lookup<'a>(
+    table: &[&'a str],
+    index: u64,
+    record: usize,
+    name: &'static str,
+) -> Result<&'a str, KplError> {
     usize::try_from(index)
         .ok()
         .and_then(|i| table.get(i))
@@ -207,7 +217,10 @@ impl<'a> RawRecord<'a> {
                 field: "partition_key_index",
             })?,
             explicit_hash_key_index,
-            data: data.ok_or(KplError::MissingField { record, field: "data" })?,
+            data: data.ok_or(KplError::MissingField {
+                record,
+                field: "data",
+            })?,
         })
     }
 }
@@ -274,7 +287,10 @@ impl<'a> Reader<'a> {
             .and_then(|len| self.pos.checked_add(len))
             .filter(|&end| end <= self.buf.len())
             .ok_or_else(|| self.error("length runs past the end"))?;
-        let bytes = self.buf.get(self.pos..end).ok_or_else(|| self.error("length runs past the end"))?;
+        let bytes = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.error("length runs past the end"))?;
         self.pos = end;
         Ok(bytes)
     }
@@ -410,9 +426,21 @@ mod tests {
         assert_eq!(
             records,
             vec![
-                UserRecord { partition_key: "alpha", explicit_hash_key: None, data: b"one" },
-                UserRecord { partition_key: "beta", explicit_hash_key: Some("12345"), data: b"two" },
-                UserRecord { partition_key: "alpha", explicit_hash_key: None, data: b"" },
+                UserRecord {
+                    partition_key: "alpha",
+                    explicit_hash_key: None,
+                    data: b"one"
+                },
+                UserRecord {
+                    partition_key: "beta",
+                    explicit_hash_key: Some("12345"),
+                    data: b"two"
+                },
+                UserRecord {
+                    partition_key: "alpha",
+                    explicit_hash_key: None,
+                    data: b""
+                },
             ]
         );
     }
@@ -442,7 +470,12 @@ mod tests {
         len_field(&mut body, 3, &message);
         assert_eq!(
             decode(&wrap(&body)),
-            Err(KplError::IndexOutOfRange { record: 0, table: "partition key", index: 3, len: 1 })
+            Err(KplError::IndexOutOfRange {
+                record: 0,
+                table: "partition key",
+                index: 3,
+                len: 1
+            })
         );
     }
 
@@ -459,7 +492,10 @@ mod tests {
         len_field(&mut body, 3, &message);
         assert!(matches!(
             decode(&wrap(&body)),
-            Err(KplError::IndexOutOfRange { table: "explicit hash key", .. })
+            Err(KplError::IndexOutOfRange {
+                table: "explicit hash key",
+                ..
+            })
         ));
     }
 
@@ -473,7 +509,10 @@ mod tests {
         len_field(&mut body, 3, &message);
         assert_eq!(
             decode(&wrap(&body)),
-            Err(KplError::MissingField { record: 0, field: "data" })
+            Err(KplError::MissingField {
+                record: 0,
+                field: "data"
+            })
         );
 
         let mut message = Vec::new();
@@ -482,7 +521,10 @@ mod tests {
         len_field(&mut body, 3, &message);
         assert_eq!(
             decode(&wrap(&body)),
-            Err(KplError::MissingField { record: 0, field: "partition_key_index" })
+            Err(KplError::MissingField {
+                record: 0,
+                field: "partition_key_index"
+            })
         );
     }
 
@@ -497,15 +539,24 @@ mod tests {
     fn rejects_truncated_lengths_and_varints() {
         // A length that claims more bytes than remain.
         let body = [0x0A, 0x05, b'a'];
-        assert!(matches!(decode(&wrap(&body)), Err(KplError::Protobuf { .. })));
+        assert!(matches!(
+            decode(&wrap(&body)),
+            Err(KplError::Protobuf { .. })
+        ));
         // A varint whose continuation bit never clears.
         let body = [0x08, 0xFF, 0xFF];
-        assert!(matches!(decode(&wrap(&body)), Err(KplError::Protobuf { .. })));
+        assert!(matches!(
+            decode(&wrap(&body)),
+            Err(KplError::Protobuf { .. })
+        ));
         // Eleven continuation bytes overflow 64 bits.
         let mut body = vec![0x08];
         body.extend_from_slice(&[0xFF; 10]);
         body.push(0x01);
-        assert!(matches!(decode(&wrap(&body)), Err(KplError::Protobuf { .. })));
+        assert!(matches!(
+            decode(&wrap(&body)),
+            Err(KplError::Protobuf { .. })
+        ));
     }
 
     #[test]
@@ -513,12 +564,18 @@ mod tests {
         let body = [0x08, 0x01]; // field 1 as a varint instead of a string
         assert!(matches!(
             decode(&wrap(&body)),
-            Err(KplError::Protobuf { problem: "known field with the wrong wire type", .. })
+            Err(KplError::Protobuf {
+                problem: "known field with the wrong wire type",
+                ..
+            })
         ));
         let body = [0x3B]; // field 7, wire type 3 (start group)
         assert!(matches!(
             decode(&wrap(&body)),
-            Err(KplError::Protobuf { problem: "unsupported wire type", .. })
+            Err(KplError::Protobuf {
+                problem: "unsupported wire type",
+                ..
+            })
         ));
     }
 
@@ -528,7 +585,10 @@ mod tests {
         len_field(&mut body, 1, &[0xFF, 0xFE]);
         assert!(matches!(
             decode(&wrap(&body)),
-            Err(KplError::Protobuf { problem: "key is not UTF-8", .. })
+            Err(KplError::Protobuf {
+                problem: "key is not UTF-8",
+                ..
+            })
         ));
     }
 
@@ -552,7 +612,11 @@ mod tests {
         len_field(&mut body, 1, b"pk");
         assert_eq!(
             decode(&wrap(&body)).unwrap(),
-            vec![UserRecord { partition_key: "pk", explicit_hash_key: None, data: b"payload" }]
+            vec![UserRecord {
+                partition_key: "pk",
+                explicit_hash_key: None,
+                data: b"payload"
+            }]
         );
     }
 
