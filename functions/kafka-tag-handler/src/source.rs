@@ -47,7 +47,9 @@ pub fn partitions(event: &Value) -> Result<Partitions<'_>, String> {
     let records = match event.get("records") {
         Some(Value::Object(records)) => records,
         Some(Value::Null) | None => {
-            return Err("a Kafka event needs a `records` object keyed by \"<topic>-<partition>\"".into())
+            return Err(
+                "a Kafka event needs a `records` object keyed by \"<topic>-<partition>\"".into(),
+            )
         }
         Some(other) => {
             return Err(format!(
@@ -59,13 +61,19 @@ pub fn partitions(event: &Value) -> Result<Partitions<'_>, String> {
     let mut out = Vec::with_capacity(records.len());
     for (group, list) in records {
         let Value::Array(list) = list else {
-            return Err(format!("records[{group:?}] must be a list, not {}", kind_of(list)));
+            return Err(format!(
+                "records[{group:?}] must be a list, not {}",
+                kind_of(list)
+            ));
         };
         let fallback = split_group(group);
         let mut parsed = list
             .iter()
             .enumerate()
-            .map(|(index, raw)| SourceRecord::parse(raw, fallback).map_err(|e| format!("records[{group:?}][{index}]: {e}")))
+            .map(|(index, raw)| {
+                SourceRecord::parse(raw, fallback)
+                    .map_err(|e| format!("records[{group:?}][{index}]: {e}"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // The mapping sends offsets in order; sorting makes "publish in
         // offset order" hold even for a hand-written event.
@@ -133,7 +141,10 @@ impl<'a> SourceRecord<'a> {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(list)) => list,
             Some(other) => {
-                return Err(malformed(format!("headers must be a list, not {}", kind_of(other))))
+                return Err(malformed(format!(
+                    "headers must be a list, not {}",
+                    kind_of(other)
+                )))
             }
         };
         let mut out = Vec::with_capacity(list.len());
@@ -142,8 +153,9 @@ impl<'a> SourceRecord<'a> {
                 return Err(malformed(format!("headers[{index}] must be an object")));
             };
             for (name, bytes) in entry {
-                let bytes = signed_bytes(bytes)
-                    .ok_or_else(|| malformed(format!("header {name:?} is not an array of bytes")))?;
+                let bytes = signed_bytes(bytes).ok_or_else(|| {
+                    malformed(format!("header {name:?} is not an array of bytes"))
+                })?;
                 out.push((name.clone(), bytes));
             }
         }
@@ -190,8 +202,16 @@ fn decode(field: Option<&Value>, what: &str) -> Result<Option<Vec<u8>>, BadRecor
         Some(Value::String(text)) => base64::engine::general_purpose::STANDARD
             .decode(text)
             .map(Some)
-            .map_err(|e| BadRecord::new(ErrorKind::InvalidBase64, format!("the {what} is not base64: {e}"))),
-        Some(other) => Err(malformed(format!("the {what} must be a base64 string, not {}", kind_of(other)))),
+            .map_err(|e| {
+                BadRecord::new(
+                    ErrorKind::InvalidBase64,
+                    format!("the {what} is not base64: {e}"),
+                )
+            }),
+        Some(other) => Err(malformed(format!(
+            "the {what} must be a base64 string, not {}",
+            kind_of(other)
+        ))),
     }
 }
 
@@ -241,7 +261,10 @@ mod tests {
             "clicks-v2-1": [{"topic": "clicks-v2", "partition": 1, "offset": 3}]
         }));
         let parts = partitions(&e).unwrap();
-        let offsets: Vec<Vec<i64>> = parts.iter().map(|p| p.iter().map(|r| r.offset).collect()).collect();
+        let offsets: Vec<Vec<i64>> = parts
+            .iter()
+            .map(|p| p.iter().map(|r| r.offset).collect())
+            .collect();
         assert_eq!(offsets, vec![vec![7, 8], vec![3]]);
         assert_eq!(parts[1][0].topic, "clicks-v2");
         assert_eq!(parts[1][0].value().unwrap(), None);
@@ -251,14 +274,22 @@ mod tests {
     fn topic_and_partition_fall_back_to_the_group_key() {
         let e = event(json!({"page-visits-4": [{"offset": 1}]}));
         let parts = partitions(&e).unwrap();
-        assert_eq!((parts[0][0].topic.as_ref(), parts[0][0].partition), ("page-visits", 4));
+        assert_eq!(
+            (parts[0][0].topic.as_ref(), parts[0][0].partition),
+            ("page-visits", 4)
+        );
     }
 
     #[test]
     fn a_record_without_an_offset_fails_the_whole_event() {
         let err = partitions(&event(json!({"t-0": [{"topic": "t", "partition": 0}]}))).unwrap_err();
-        assert!(err.contains("records[\"t-0\"][0]") && err.contains("offset"), "{err}");
-        assert!(partitions(&json!({"records": []})).unwrap_err().contains("not an array"));
+        assert!(
+            err.contains("records[\"t-0\"][0]") && err.contains("offset"),
+            "{err}"
+        );
+        assert!(partitions(&json!({"records": []}))
+            .unwrap_err()
+            .contains("not an array"));
         assert!(partitions(&json!({"Records": []})).is_err());
     }
 
@@ -271,7 +302,10 @@ mod tests {
         let parts = partitions(&e).unwrap();
         assert_eq!(
             parts[0][0].headers().unwrap(),
-            vec![("lang".to_owned(), "é".as_bytes().to_vec()), ("trace".to_owned(), b"ab".to_vec())]
+            vec![
+                ("lang".to_owned(), "é".as_bytes().to_vec()),
+                ("trace".to_owned(), b"ab".to_vec())
+            ]
         );
     }
 
@@ -283,9 +317,18 @@ mod tests {
             {"offset": 3, "value": "%%%"}
         ]}));
         let parts = partitions(&e).unwrap();
-        assert_eq!(parts[0][0].headers().unwrap_err().kind, ErrorKind::MalformedRecord);
-        assert_eq!(parts[0][1].key().unwrap_err().kind, ErrorKind::MalformedRecord);
-        assert_eq!(parts[0][2].value().unwrap_err().kind, ErrorKind::InvalidBase64);
+        assert_eq!(
+            parts[0][0].headers().unwrap_err().kind,
+            ErrorKind::MalformedRecord
+        );
+        assert_eq!(
+            parts[0][1].key().unwrap_err().kind,
+            ErrorKind::MalformedRecord
+        );
+        assert_eq!(
+            parts[0][2].value().unwrap_err().kind,
+            ErrorKind::InvalidBase64
+        );
         assert_eq!(parts[0][2].raw_value(), Some(b"%%%".to_vec()));
     }
 }

@@ -176,12 +176,16 @@ impl<'a> Found<'a> {
     }
 
     fn into_visit(self) -> Result<PageVisit<'a>, BadRecord> {
-        let [url, referrer, user_agent, visitor_id, timestamp] = self.best.map(|s| s.map(|(_, t)| t));
+        let [url, referrer, user_agent, visitor_id, timestamp] =
+            self.best.map(|s| s.map(|(_, t)| t));
         let url = match url {
             Some(url) if !url.trim().is_empty() => url,
             Some(_) => return Err(BadRecord::new(ErrorKind::NotAPageVisit, "the url is empty")),
             None if self.url_not_text => {
-                return Err(BadRecord::new(ErrorKind::NotAPageVisit, "the url is not a string"))
+                return Err(BadRecord::new(
+                    ErrorKind::NotAPageVisit,
+                    "the url is not a string",
+                ))
             }
             None => {
                 return Err(BadRecord::new(
@@ -206,10 +210,9 @@ fn scan(raw: &[u8]) -> Result<Found<'_>, BadRecord> {
     let found = deserializer
         .deserialize_map(FoundVisitor)
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => BadRecord::new(
-                ErrorKind::NotAPageVisit,
-                format!("not a JSON object: {e}"),
-            ),
+            serde_json::error::Category::Data => {
+                BadRecord::new(ErrorKind::NotAPageVisit, format!("not a JSON object: {e}"))
+            }
             _ => not_json(e),
         })?;
     deserializer.end().map_err(not_json)?;
@@ -236,9 +239,15 @@ fn splice(raw: &[u8], tags: &[String], tagged_at: &str) -> Result<Vec<u8>, BadRe
     let trimmed = raw.trim_ascii();
     let body = match trimmed.split_last() {
         Some((b'}', body)) if body.first() == Some(&b'{') => body,
-        _ => return Err(BadRecord::new(ErrorKind::NotAPageVisit, "not a JSON object")),
+        _ => {
+            return Err(BadRecord::new(
+                ErrorKind::NotAPageVisit,
+                "not a JSON object",
+            ))
+        }
     };
-    let mut out = Vec::with_capacity(trimmed.len() + 48 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(trimmed.len() + 48 + tags.iter().map(|t| t.len() + 3).sum::<usize>());
     out.extend_from_slice(body);
     if !body[1..].trim_ascii().is_empty() {
         out.push(b',');

@@ -185,6 +185,14 @@ impl KafkaProducer {
         &self.config
     }
 
+    /// Whether `record` is small enough to be sent at all. A record that
+    /// does not fit fails [`KafkaProducer::produce`] with
+    /// [`ProduceError::TooLarge`]; callers can check first and route it
+    /// elsewhere.
+    pub fn fits(&self, record: &OutgoingRecord) -> bool {
+        record.size() + RECORD_OVERHEAD + BATCH_OVERHEAD <= self.config.max_message_bytes
+    }
+
     /// Sends `records` to `topic` and reports, per record and in order,
     /// where it landed or why it did not. Gives up at `deadline`.
     pub async fn produce(
@@ -197,9 +205,11 @@ impl KafkaProducer {
         let mut outcomes: Vec<Option<ProduceOutcome>> = vec![None; total];
         let limit = self.config.max_message_bytes;
         for (outcome, record) in outcomes.iter_mut().zip(&records) {
-            let size = record.size();
-            if size + RECORD_OVERHEAD + BATCH_OVERHEAD > limit {
-                *outcome = Some(Err(ProduceError::TooLarge { size, limit }));
+            if !self.fits(record) {
+                *outcome = Some(Err(ProduceError::TooLarge {
+                    size: record.size(),
+                    limit,
+                }));
             }
         }
         if outcomes.iter().all(Option::is_some) {

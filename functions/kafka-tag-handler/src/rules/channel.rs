@@ -133,17 +133,49 @@ const EMAIL_HOSTS: &[&str] = &[
 ];
 
 const PAID_PARAMETERS: &[&str] = &[
-    "gclid", "gbraid", "wbraid", "dclid", "gclsrc", "fbclid", "msclkid", "ttclid", "twclid",
-    "li_fat_id", "yclid", "epik", "sccid", "rdt_cid",
+    "gclid",
+    "gbraid",
+    "wbraid",
+    "dclid",
+    "gclsrc",
+    "fbclid",
+    "msclkid",
+    "ttclid",
+    "twclid",
+    "li_fat_id",
+    "yclid",
+    "epik",
+    "sccid",
+    "rdt_cid",
 ];
 
 const PAID_MEDIUMS: &[&str] = &[
-    "cpc", "ppc", "paid", "paidsearch", "paid_search", "paid-search", "paidsocial", "paid_social",
-    "paid-social", "cpm", "cpv", "cpa", "display", "banner", "retargeting",
+    "cpc",
+    "ppc",
+    "paid",
+    "paidsearch",
+    "paid_search",
+    "paid-search",
+    "paidsocial",
+    "paid_social",
+    "paid-social",
+    "cpm",
+    "cpv",
+    "cpa",
+    "display",
+    "banner",
+    "retargeting",
 ];
 
 const EMAIL_MEDIUMS: &[&str] = &["email", "e-mail", "e_mail", "newsletter"];
-const SOCIAL_MEDIUMS: &[&str] = &["social", "social-network", "social_network", "social-media", "social_media", "sm"];
+const SOCIAL_MEDIUMS: &[&str] = &[
+    "social",
+    "social-network",
+    "social_network",
+    "social-media",
+    "social_media",
+    "sm",
+];
 
 /// Compiled channel lists.
 #[derive(Debug, Clone)]
@@ -184,7 +216,11 @@ impl ChannelClassifier {
     ) -> Channel {
         let mut medium = None;
         for (name, value) in query {
-            if self.paid_parameters.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+            if self
+                .paid_parameters
+                .iter()
+                .any(|p| name.eq_ignore_ascii_case(p))
+            {
                 return Channel::Paid;
             }
             if medium.is_none() && name == "utm_medium" {
@@ -241,12 +277,19 @@ fn referrer_host(referrer: &str) -> Option<String> {
         }
         Err(_) => return None,
     };
-    let host = parsed.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let host = parsed
+        .host_str()?
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
 }
 
 fn same_site(page: &str, referrer: &str) -> bool {
-    let strip = |h: &str| h.trim_end_matches('.').trim_start_matches("www.").to_ascii_lowercase();
+    let strip = |h: &str| {
+        h.trim_end_matches('.')
+            .trim_start_matches("www.")
+            .to_ascii_lowercase()
+    };
     strip(page) == strip(referrer)
 }
 
@@ -318,40 +361,82 @@ mod tests {
 
     #[test]
     fn search_engines_are_recognised_in_any_country() {
-        assert_eq!(classify("", Some("https://www.google.co.uk/")), Channel::Search);
-        assert_eq!(classify("", Some("https://www.google.de/search?q=x")), Channel::Search);
-        assert_eq!(classify("", Some("https://duckduckgo.com/")), Channel::Search);
-        assert_eq!(classify("", Some("android-app://com.google.android.googlequicksearchbox/")), Channel::Search);
-        assert_eq!(classify("", Some("https://google.evil.example/")), Channel::Referral);
+        assert_eq!(
+            classify("", Some("https://www.google.co.uk/")),
+            Channel::Search
+        );
+        assert_eq!(
+            classify("", Some("https://www.google.de/search?q=x")),
+            Channel::Search
+        );
+        assert_eq!(
+            classify("", Some("https://duckduckgo.com/")),
+            Channel::Search
+        );
+        assert_eq!(
+            classify(
+                "",
+                Some("android-app://com.google.android.googlequicksearchbox/")
+            ),
+            Channel::Search
+        );
+        assert_eq!(
+            classify("", Some("https://google.evil.example/")),
+            Channel::Referral
+        );
     }
 
     #[test]
     fn social_networks_and_webmail_are_recognised() {
         assert_eq!(classify("", Some("https://t.co/abc")), Channel::Social);
-        assert_eq!(classify("", Some("https://m.facebook.com/")), Channel::Social);
-        assert_eq!(classify("", Some("https://mail.google.com/mail/u/0/")), Channel::Email);
-        assert_eq!(classify("", Some("https://mail.yahoo.com/")), Channel::Email);
+        assert_eq!(
+            classify("", Some("https://m.facebook.com/")),
+            Channel::Social
+        );
+        assert_eq!(
+            classify("", Some("https://mail.google.com/mail/u/0/")),
+            Channel::Email
+        );
+        assert_eq!(
+            classify("", Some("https://mail.yahoo.com/")),
+            Channel::Email
+        );
     }
 
     #[test]
     fn click_ids_and_paid_mediums_mean_paid_whatever_the_referrer() {
-        assert_eq!(classify("gclid=abc", Some("https://www.google.com/")), Channel::Paid);
+        assert_eq!(
+            classify("gclid=abc", Some("https://www.google.com/")),
+            Channel::Paid
+        );
         assert_eq!(classify("fbclid=x", None), Channel::Paid);
-        assert_eq!(classify("utm_medium=CPC&utm_source=bing", None), Channel::Paid);
+        assert_eq!(
+            classify("utm_medium=CPC&utm_source=bing", None),
+            Channel::Paid
+        );
     }
 
     #[test]
     fn utm_medium_beats_the_referrer() {
-        assert_eq!(classify("utm_medium=email", Some("https://t.co/x")), Channel::Email);
+        assert_eq!(
+            classify("utm_medium=email", Some("https://t.co/x")),
+            Channel::Email
+        );
         assert_eq!(classify("utm_medium=social", None), Channel::Social);
         assert_eq!(classify("utm_medium=organic", None), Channel::Search);
     }
 
     #[test]
     fn other_sites_are_referrals_and_own_pages_are_direct() {
-        assert_eq!(classify("", Some("https://blog.other.example/post")), Channel::Referral);
+        assert_eq!(
+            classify("", Some("https://blog.other.example/post")),
+            Channel::Referral
+        );
         assert_eq!(classify("", Some("other.example/page")), Channel::Referral);
-        assert_eq!(classify("", Some("https://shop.example/cart")), Channel::Direct);
+        assert_eq!(
+            classify("", Some("https://shop.example/cart")),
+            Channel::Direct
+        );
     }
 
     #[test]
@@ -363,8 +448,14 @@ mod tests {
             ..ChannelSpec::default()
         };
         let c = ChannelClassifier::new(&spec).unwrap();
-        assert_eq!(c.classify(None, &[], Some("https://kagi.com/search")), Channel::Search);
-        assert_eq!(c.classify(None, &[], Some("https://pay.checkout.example/")), Channel::Direct);
+        assert_eq!(
+            c.classify(None, &[], Some("https://kagi.com/search")),
+            Channel::Search
+        );
+        assert_eq!(
+            c.classify(None, &[], Some("https://pay.checkout.example/")),
+            Channel::Direct
+        );
         assert_eq!(c.classify(None, &pairs("promo_id=7"), None), Channel::Paid);
     }
 

@@ -50,7 +50,8 @@ impl fmt::Display for Device {
 
 const BOT: &str = r"bot\b|crawl|spider|slurp|mediapartners|facebookexternalhit|embedly|preview|headless|phantomjs|lighthouse|pingdom|uptimerobot|python-requests|python-urllib|aiohttp|curl/|wget/|go-http-client|java/|okhttp|axios/|node-fetch|libwww|httpclient|scrapy|bytespider|petalbot";
 const TABLET: &str = r"ipad|tablet|kindle|silk/|playbook|nexus (?:7|9|10)\b|sm-t\d";
-const MOBILE: &str = r"mobi|iphone|ipod|android|blackberry|bb10|windows phone|opera mini|iemobile|webos|kaios";
+const MOBILE: &str =
+    r"mobi|iphone|ipod|android|blackberry|bb10|windows phone|opera mini|iemobile|webos|kaios";
 
 /// Compiled user-agent patterns.
 #[derive(Debug, Clone)]
@@ -79,9 +80,8 @@ impl DeviceClassifier {
             return None;
         }
         let bot = self.bot.is_match(ua);
-        let android_tablet = || {
-            contains_ignore_case(ua, b"android") && !self.mobile_word.is_match(ua)
-        };
+        let android_tablet =
+            || contains_ignore_case(ua, b"android") && !self.mobile_word.is_match(ua);
         let device = if self.tablet.is_match(ua) || android_tablet() {
             Device::Tablet
         } else if self.mobile.is_match(ua) {
@@ -108,7 +108,8 @@ mod tests {
     const ANDROID_PHONE: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36";
     const ANDROID_TABLET: &str = "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
     const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36";
-    const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    const GOOGLEBOT: &str =
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
     const GOOGLEBOT_PHONE: &str = "Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
     fn classify(ua: &str) -> Option<(Device, bool)> {
@@ -129,8 +130,14 @@ mod tests {
         assert_eq!(classify(GOOGLEBOT), Some((Device::Desktop, true)));
         assert_eq!(classify(GOOGLEBOT_PHONE), Some((Device::Mobile, true)));
         assert_eq!(classify("curl/8.5.0").map(|(_, bot)| bot), Some(true));
-        assert_eq!(classify("python-requests/2.31").map(|(_, bot)| bot), Some(true));
-        assert_eq!(classify("facebookexternalhit/1.1").map(|(_, bot)| bot), Some(true));
+        assert_eq!(
+            classify("python-requests/2.31").map(|(_, bot)| bot),
+            Some(true)
+        );
+        assert_eq!(
+            classify("facebookexternalhit/1.1").map(|(_, bot)| bot),
+            Some(true)
+        );
     }
 
     #[test]

@@ -84,7 +84,9 @@ mod tests {
     #[test]
     fn unbalanced_braces_are_rejected() {
         assert!(to_regex("/{a,b", '/').unwrap_err().contains("never closed"));
-        assert!(to_regex("/a}", '/').unwrap_err().contains("without a matching"));
+        assert!(to_regex("/a}", '/')
+            .unwrap_err()
+            .contains("without a matching"));
         assert!(to_regex("/{a,{b}}", '/').unwrap_err().contains("nested"));
     }
 }

@@ -174,8 +174,41 @@ struct RuleSpec {
     path_regex: Option<String>,
     #[serde(default)]
     query: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_text")]
     equals: Option<String>,
+}
+
+/// Reads a string, number or boolean as text, so `equals: 1` and
+/// `equals: true` mean what they say instead of failing on the YAML type.
+fn scalar_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string, number or boolean")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Text)
 }
 
 /// The `channel` section.
@@ -359,7 +392,12 @@ impl Tagger {
         tags
     }
 
-    fn url_tags(&self, page: &PageUrl, query: &[(Cow<'_, str>, Cow<'_, str>)], tags: &mut Vec<String>) {
+    fn url_tags(
+        &self,
+        page: &PageUrl,
+        query: &[(Cow<'_, str>, Cow<'_, str>)],
+        tags: &mut Vec<String>,
+    ) {
         let host = page.host.as_deref().map(str::as_bytes);
         let path = page.url.path().as_bytes();
         let host_hits = match (&self.hosts, host) {
@@ -390,10 +428,11 @@ impl Tagger {
                     Slot::PathGroup(name) => (path_caps.as_ref()?, name),
                     _ => return None,
                 };
-                caps.name(name).map(|m| String::from_utf8_lossy(m.as_bytes()))
+                caps.name(name)
+                    .map(|m| String::from_utf8_lossy(m.as_bytes()))
             };
             match &rule.query {
-                None => tags.extend(rule.tag.render(&group)),
+                None => tags.extend(rule.tag.render(group)),
                 Some(condition) => {
                     for (_, value) in query.iter().filter(|(name, value)| {
                         *name == condition.name
@@ -446,7 +485,10 @@ pub(crate) fn ascii_regex(pattern: &str, case_insensitive: bool) -> Result<Regex
         .build()
 }
 
-fn ascii_set(patterns: &[String], case_insensitive: bool) -> Result<Option<RegexSet>, regex::Error> {
+fn ascii_set(
+    patterns: &[String],
+    case_insensitive: bool,
+) -> Result<Option<RegexSet>, regex::Error> {
     if patterns.is_empty() {
         return Ok(None);
     }
@@ -471,13 +513,15 @@ fn compile(file: RulesFile) -> Result<Tagger, Place> {
         rules.push(rule);
     }
     let hosts = ascii_set(&host_patterns, true).map_err(|e| ("rules".to_owned(), e.to_string()))?;
-    let paths = ascii_set(&path_patterns, false).map_err(|e| ("rules".to_owned(), e.to_string()))?;
+    let paths =
+        ascii_set(&path_patterns, false).map_err(|e| ("rules".to_owned(), e.to_string()))?;
 
     let channel = match &file.channel.tag {
         None => None,
         Some(text) => {
-            let template = Template::parse(text, |name| (name == "channel").then_some(Slot::Channel))
-                .map_err(|e| ("channel.tag".to_owned(), e))?;
+            let template =
+                Template::parse(text, |name| (name == "channel").then_some(Slot::Channel))
+                    .map_err(|e| ("channel.tag".to_owned(), e))?;
             Some((ChannelClassifier::new(&file.channel)?, template))
         }
     };
@@ -516,8 +560,18 @@ fn compile_rule(
     host_patterns: &mut Vec<String>,
     path_patterns: &mut Vec<String>,
 ) -> Result<UrlRule, String> {
-    let host = pattern(spec.host.as_deref(), spec.host_regex.as_deref(), '.', "host")?;
-    let path = pattern(spec.path.as_deref(), spec.path_regex.as_deref(), '/', "path")?;
+    let host = pattern(
+        spec.host.as_deref(),
+        spec.host_regex.as_deref(),
+        '.',
+        "host",
+    )?;
+    let path = pattern(
+        spec.path.as_deref(),
+        spec.path_regex.as_deref(),
+        '/',
+        "path",
+    )?;
     if spec.equals.is_some() && spec.query.is_none() {
         return Err("`equals` needs `query`".into());
     }
@@ -530,7 +584,9 @@ fn compile_rule(
         None => None,
     };
     if host.is_none() && path.is_none() && query.is_none() {
-        return Err("a rule needs at least one of host, host_regex, path, path_regex or query".into());
+        return Err(
+            "a rule needs at least one of host, host_regex, path, path_regex or query".into(),
+        );
     }
     // Each pattern is compiled on its own first, so an error names its rule
     // (the shared set only says that one of its patterns is wrong).

@@ -81,7 +81,10 @@ impl Template {
 
     /// The tag, or `None` when a placeholder has no value (or an empty one):
     /// a tag like `campaign:` says nothing, so it is left out.
-    pub(crate) fn render<'a>(&self, lookup: impl Fn(&Slot) -> Option<Cow<'a, str>>) -> Option<String> {
+    pub(crate) fn render<'a>(
+        &self,
+        lookup: impl Fn(&Slot) -> Option<Cow<'a, str>>,
+    ) -> Option<String> {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
@@ -111,7 +114,10 @@ mod tests {
     #[test]
     fn placeholders_are_filled_in() {
         let t = Template::parse("campaign:{value}", value_only).unwrap();
-        assert_eq!(t.render(|_| Some("spring".into())).as_deref(), Some("campaign:spring"));
+        assert_eq!(
+            t.render(|_| Some("spring".into())).as_deref(),
+            Some("campaign:spring")
+        );
         let plain = Template::parse("landing", value_only).unwrap();
         assert_eq!(plain.render(|_| None).as_deref(), Some("landing"));
     }
@@ -125,9 +131,17 @@ mod tests {
 
     #[test]
     fn unknown_or_unbalanced_placeholders_are_rejected() {
-        assert!(Template::parse("c:{campaign}", value_only).unwrap_err().contains("unknown placeholder {campaign}"));
-        assert!(Template::parse("c:{value", value_only).unwrap_err().contains("never closed"));
-        assert!(Template::parse("c:value}", value_only).unwrap_err().contains("without a matching"));
-        assert!(Template::parse(" ", value_only).unwrap_err().contains("empty"));
+        assert!(Template::parse("c:{campaign}", value_only)
+            .unwrap_err()
+            .contains("unknown placeholder {campaign}"));
+        assert!(Template::parse("c:{value", value_only)
+            .unwrap_err()
+            .contains("never closed"));
+        assert!(Template::parse("c:value}", value_only)
+            .unwrap_err()
+            .contains("without a matching"));
+        assert!(Template::parse(" ", value_only)
+            .unwrap_err()
+            .contains("empty"));
     }
 }

@@ -1,0 +1,443 @@
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::Context;
+use lambda_stream_kit::kafka::KafkaConfig;
+use lambda_stream_kit::telemetry::capture;
+use serde_json::json;
+
+use super::*;
+use crate::rules::RulesSource;
+
+fn fixture(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn app(on_error: OnError) -> App {
+    App {
+        config: Config {
+            response_topic: Some("tagged-visits".into()),
+            error_topic: (on_error == OnError::Dlq).then(|| "bad-visits".into()),
+            on_error,
+            rules: RulesSource::Embedded,
+        },
+        tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
+    }
+}
+
+/// A producer whose broker never answers: every produce fails by the deadline.
+fn unreachable() -> KafkaProducer {
+    KafkaProducer::new(KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]))
+}
+
+/// A context whose deadline leaves about half a second for publishing.
+fn short_context() -> Context {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let mut context = Context::default();
+    context.deadline = now_ms + 1_500;
+    context
+}
+
+async fn invoke(payload: Value, app: &App, producer: &KafkaProducer) -> Result<Answer, Error> {
+    function_handler(LambdaEvent::new(payload, short_context()), app, producer).await
+}
+
+async fn batch(payload: Value, app: &App) -> KafkaEventResponse {
+    match invoke(payload, app, &unreachable()).await.unwrap() {
+        Answer::Batch(response) => response,
+        other => panic!("expected a batch response, got {other:?}"),
+    }
+}
+
+fn failures(response: &KafkaEventResponse) -> Vec<(String, i64)> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| {
+            (
+                f.item_identifier.partition.clone(),
+                f.item_identifier.offset,
+            )
+        })
+        .collect()
+}
+
+fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(p, o)| ((*p).to_owned(), *o)).collect()
+}
+
+fn warnings(logs: &lambda_stream_kit::telemetry::CapturedLogs) -> Vec<(String, i64)> {
+    logs.lines()
+        .into_iter()
+        .filter(|l| l["message"] == "record cannot be tagged")
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap_or_default().to_owned(),
+                l["offset"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
+fn held_back(logs: &lambda_stream_kit::telemetry::CapturedLogs) -> i64 {
+    logs.lines()
+        .into_iter()
+        .find(|l| l["message"] == "batch handled")
+        .and_then(|l| l["held_back"].as_i64())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connector_calls_get_tagged_events_back_in_order_with_error_entries_for_bad_records() {
+    let answer = invoke(
+        fixture("kafka-connector.json"),
+        &app(OnError::Log),
+        &unreachable(),
+    )
+    .await
+    .unwrap();
+    let Answer::Connector(results) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        results[0]["tags"],
+        json!([
+            "campaign:spring",
+            "channel:email",
+            "device:mobile",
+            "medium:email",
+            "section:blog",
+            "source:newsletter"
+        ])
+    );
+    assert_eq!(results[0]["visitor_id"], "v-1001");
+    assert_eq!(
+        results[1]["tags"],
+        json!(["channel:search", "device:desktop", "section:product"])
+    );
+    assert_eq!(results[1]["cart_value"], 89.9);
+    assert!(results[1]["tagged_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        results[2],
+        json!({"error": {"kind": "not-a-page-visit", "message": "no url field (one of url, page_url, pageUrl)",
+                         "index": 2, "topic": "page-visits", "partition": 1, "offset": 9001}})
+    );
+}
+
+#[tokio::test]
+async fn a_bad_connector_record_fails_the_whole_call_under_on_error_fail() {
+    let err = invoke(
+        fixture("kafka-connector.json"),
+        &app(OnError::Fail),
+        &unreachable(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("connector record 2 (page-visits-1 at offset 9001): not-a-page-visit"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dlq_mode_answers_connector_calls_with_error_entries_and_publishes_nothing() {
+    let answer = invoke(
+        json!([{"payload": {"topic": "t", "partition": 0, "offset": 1, "value": "{oops"}}]),
+        &app(OnError::Dlq),
+        &unreachable(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(answer).unwrap()[0]["error"]["kind"],
+        "not-json"
+    );
+}
+
+#[tokio::test]
+async fn unpublished_records_are_reported_at_the_first_offset_of_each_partition() {
+    let response = batch(fixture("kafka-msk.json"), &app(OnError::Fail)).await;
+    assert_eq!(
+        failures(&response),
+        pairs(&[("page-visits-0", 15), ("page-visits-1", 7)])
+    );
+}
+
+#[tokio::test]
+async fn on_error_log_skips_bad_records_with_a_log_line() {
+    let (response, logs) =
+        capture(batch(fixture("kafka-mixed-batch.json"), &app(OnError::Log))).await;
+    assert_eq!(
+        warnings(&logs),
+        vec![
+            ("not-json".into(), 21),
+            ("not-a-page-visit".into(), 30),
+            ("invalid-base64".into(), 51)
+        ]
+    );
+    // The good records could not be published (no broker): each partition
+    // is reported at its first good record, never at a skipped one.
+    assert_eq!(
+        failures(&response),
+        pairs(&[
+            ("page-visits-0", 20),
+            ("page-visits-1", 31),
+            ("page-visits-2", 50)
+        ])
+    );
+}
+
+#[tokio::test]
+async fn on_error_fail_reports_the_bad_record_and_holds_back_the_rest_of_its_partition() {
+    let (response, logs) = capture(batch(
+        fixture("kafka-mixed-batch.json"),
+        &app(OnError::Fail),
+    ))
+    .await;
+    assert_eq!(
+        failures(&response),
+        pairs(&[
+            ("page-visits-0", 20),
+            ("page-visits-1", 30),
+            ("page-visits-2", 50)
+        ])
+    );
+    // Offset 22 (after the bad 21) and 31 (after the bad 30) were not sent.
+    assert_eq!(held_back(&logs), 2);
+}
+
+#[tokio::test]
+async fn on_error_dlq_reports_dead_letters_that_could_not_be_published() {
+    let response = batch(fixture("kafka-mixed-batch.json"), &app(OnError::Dlq)).await;
+    assert_eq!(
+        failures(&response),
+        pairs(&[
+            ("page-visits-0", 20),
+            ("page-visits-1", 30),
+            ("page-visits-2", 50)
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_is_not_json_follows_on_error() {
+    let (response, logs) = capture(batch(
+        fixture("bad/kafka-not-json.json"),
+        &app(OnError::Fail),
+    ))
+    .await;
+    assert_eq!(failures(&response), pairs(&[("page-visits-3", 5)]));
+    assert_eq!(warnings(&logs), vec![("not-json".into(), 5)]);
+    let response = batch(fixture("bad/kafka-not-json.json"), &app(OnError::Log)).await;
+    assert!(response.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn json_that_is_not_a_page_visit_follows_on_error() {
+    let (response, logs) = capture(batch(
+        fixture("bad/kafka-not-a-page-visit.json"),
+        &app(OnError::Fail),
+    ))
+    .await;
+    assert_eq!(failures(&response), pairs(&[("page-visits-3", 6)]));
+    assert_eq!(held_back(&logs), 1);
+    let (response, logs) = capture(batch(
+        fixture("bad/kafka-not-a-page-visit.json"),
+        &app(OnError::Log),
+    ))
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        warnings(&logs),
+        vec![
+            ("not-a-page-visit".into(), 6),
+            ("not-a-page-visit".into(), 7)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_value_that_is_not_base64_follows_on_error() {
+    let (response, logs) = capture(batch(
+        fixture("bad/kafka-invalid-base64.json"),
+        &app(OnError::Fail),
+    ))
+    .await;
+    assert_eq!(failures(&response), pairs(&[("page-visits-3", 8)]));
+    assert_eq!(warnings(&logs), vec![("invalid-base64".into(), 8)]);
+}
+
+#[tokio::test]
+async fn an_event_of_the_wrong_shape_fails_the_whole_call() {
+    let err = invoke(
+        fixture("bad/kafka-wrong-shape.json"),
+        &app(OnError::Fail),
+        &unreachable(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`records` must be an object keyed by \"<topic>-<partition>\", not an array"),
+        "{err}"
+    );
+    for payload in [json!({"Records": []}), json!("text"), json!(null)] {
+        let err = invoke(payload, &app(OnError::Fail), &unreachable())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("not a Kafka event source mapping batch"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_batch_succeeds_without_touching_the_broker() {
+    let mut no_topic = app(OnError::Fail);
+    no_topic.config.response_topic = None;
+    let started = std::time::Instant::now();
+    let response = batch(fixture("bad/kafka-empty-batch.json"), &no_topic).await;
+    assert_eq!(
+        serde_json::to_value(response).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(300));
+    let Answer::Connector(results) = invoke(json!([]), &no_topic, &unreachable()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(results.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_without_a_response_topic_is_a_configuration_error() {
+    let mut no_topic = app(OnError::Fail);
+    no_topic.config.response_topic = None;
+    let err = invoke(fixture("kafka-msk.json"), &no_topic, &unreachable())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("RESPONSE_TOPIC must be set"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_record_too_large_to_publish_is_a_bad_record() {
+    let mut config = KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]);
+    config.max_message_bytes = 1024;
+    let producer = KafkaProducer::new(config);
+    let big = json!({"url": "https://shop.example/", "padding": "x".repeat(1000)}).to_string();
+    let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
+        {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(big.as_bytes())}
+    ]}});
+    let (answer, logs) = capture(invoke(event, &app(OnError::Log), &producer)).await;
+    assert_eq!(
+        answer.unwrap(),
+        Answer::Batch(KafkaEventResponse::default())
+    );
+    assert_eq!(warnings(&logs), vec![("too-large".into(), 3)]);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn a_local_runtimes_timeout_in_the_deadline_header_still_leaves_time_to_publish() {
+    let mut local = Context::default();
+    local.deadline = 600_000;
+    let budget = stop_by(&local, PUBLISH_MARGIN) - Instant::now();
+    assert!(budget > Duration::from_secs(20), "{budget:?}");
+    let short = stop_by(&short_context(), PUBLISH_MARGIN) - Instant::now();
+    assert!(short < Duration::from_secs(1), "{short:?}");
+}
+
+#[test]
+fn tagged_records_keep_key_headers_and_timestamp_and_add_the_source_position() {
+    let event = fixture("kafka-negative-header.json");
+    let partitions = source::partitions(&event).unwrap();
+    let record = &partitions[0][0];
+    let out = tagged_record(
+        record,
+        &app(OnError::Fail).tagger,
+        "2024-07-28T16:19:51.238Z",
+        1 << 20,
+    )
+    .unwrap();
+    assert_eq!(out.key.as_deref(), Some(&b"v-2001"[..]));
+    assert_eq!(out.headers["region"], "Zürich".as_bytes());
+    assert_eq!(out.headers["binary"], vec![255, 128, 0, 127]);
+    assert_eq!(out.headers[SOURCE_TOPIC_HEADER], b"page-visits");
+    assert_eq!(out.headers[SOURCE_PARTITION_HEADER], b"2");
+    assert_eq!(out.headers[SOURCE_OFFSET_HEADER], b"40");
+    assert_eq!(
+        out.timestamp.map(|t| t.timestamp_millis()),
+        Some(1_722_183_591_278)
+    );
+    let value: Value = serde_json::from_slice(out.value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        value["tags"],
+        json!(["channel:direct", "device:desktop", "lang:de"])
+    );
+    assert_eq!(value["tagged_at"], "2024-07-28T16:19:51.238Z");
+}
+
+#[test]
+fn dead_letters_carry_the_raw_record_and_error_headers() {
+    let event = fixture("kafka-mixed-batch.json");
+    let partitions = source::partitions(&event).unwrap();
+    let record = &partitions[2][1];
+    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", 1 << 20).unwrap_err();
+    let out = dead_letter(record, &bad);
+    assert_eq!(out.key.as_deref(), Some(&b"v-1008"[..]));
+    assert_eq!(out.value.as_deref(), Some(&b"not*base64!"[..]));
+    assert_eq!(out.headers[ERROR_KIND_HEADER], b"invalid-base64");
+    assert!(String::from_utf8_lossy(&out.headers[ERROR_MESSAGE_HEADER])
+        .starts_with("the value is not base64"));
+    assert_eq!(out.headers[SOURCE_OFFSET_HEADER], b"51");
+}
+
+#[test]
+fn the_kafka_fixtures_match_the_aws_lambda_events_model() {
+    use aws_lambda_events::event::kafka::KafkaEvent;
+    for name in [
+        "kafka-msk.json",
+        "kafka-self-managed.json",
+        "kafka-negative-header.json",
+        "kafka-mixed-batch.json",
+    ] {
+        let value = fixture(name);
+        // (No serialize round trip: the model writes millisecond timestamps
+        // through a float and can come back a millisecond off.)
+        let model: KafkaEvent = serde_json::from_value(value.clone()).unwrap();
+        // Our lenient reading gives the same bytes as the typed model.
+        for records in source::partitions(&value).unwrap() {
+            for record in records {
+                let typed = &model.records[&format!("{}-{}", record.topic, record.partition)]
+                    .iter()
+                    .find(|r| r.offset == record.offset)
+                    .unwrap();
+                let expected: Vec<(String, Vec<u8>)> = typed
+                    .headers
+                    .iter()
+                    .flat_map(|h| {
+                        h.iter()
+                            .map(|(k, v)| (k.clone(), v.iter().map(|b| *b as u8).collect()))
+                    })
+                    .collect();
+                assert_eq!(record.headers().unwrap(), expected, "{name}");
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Tags clickstream page-visit events read from Kafka.
+//!
+//! It replaces a function that a Confluent AWS Lambda Sink connector called
+//! for every page-visit message: under Lambda's own MSK or self-managed
+//! Kafka event source mapping the function publishes its results itself,
+//! tagged events to a response topic and unusable records to an error
+//! topic. It still answers the connector's synchronous calls.
+//!
+//! # Layout
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`config`] | the settings (`RESPONSE_TOPIC`, `ERROR_TOPIC`, `ON_ERROR`, `TAG_RULES_FILE`) |
+//! | [`rules`] | the rules file format, its compilation, and tagging a visit (URL rules, referrer channel, device) |
+//! | [`visit`] | finding a page visit's fields (with aliases) and writing the tagged event |
+//! | [`source`] | the event source mapping's records, parsed one by one |
+//! | [`connector`] | the connector's array in, results array out |
+//! | [`handler`] | the entry point: trigger detection, publishing, the partial batch response |
+//! | [`bad_record`] | why a record could not be tagged |
+//!
+//! # Data flow
+//!
+//! `main` reads [`config::Config`], compiles the [`rules::Tagger`] and
+//! builds a `KafkaProducer` once. For a batch, [`handler::function_handler`]
+//! splits the records per topic-partition ([`source`]), decodes and tags
+//! each one ([`visit`], [`rules`]), sends the tagged events and the dead
+//! letters with one produce call per topic, and reports the first
+//! unpublished offset of each partition.
+
+pub mod bad_record;
+pub mod config;
+pub mod connector;
+pub mod handler;
+pub mod rules;
+pub mod source;
+pub mod visit;
+
+pub use handler::{function_handler, Answer, App};
