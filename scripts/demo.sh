@@ -58,6 +58,7 @@ invoke() {
 echo "== 3. invocations"
 invoke dynamo-stream-producer events/dynamodb-mixed.json
 invoke dynamo-stream-producer events/dynamodb-all-types.json
+invoke dynamo-stream-producer events/bad/dynamodb-bad-number.json
 invoke kinesis-event-logger events/kinesis-tutorial.json
 invoke kinesis-event-logger events/kinesis-kpl-aggregated.json
 invoke cdc-enricher events/cdc-doublecloud-sample.json

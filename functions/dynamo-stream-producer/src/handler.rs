@@ -223,7 +223,14 @@ pub async fn function_handler(
         }
         _ => {
             for &i in &poison {
-                statuses[i] = Some(Status::Failed(poison_reason(&planned[i]).to_owned()));
+                let reason = poison_reason(&planned[i]);
+                tracing::warn!(
+                    sequence_number = planned[i].sequence_number.as_deref().unwrap_or(""),
+                    event_id = planned[i].event_id.as_deref().unwrap_or(""),
+                    reason,
+                    "record cannot be published and no DEAD_LETTER_TOPIC is set"
+                );
+                statuses[i] = Some(Status::Failed(reason.to_owned()));
             }
         }
     }
@@ -641,5 +648,103 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.to_string().contains("no Records"), "{err}");
+    }
+
+    /// Every malformed input in `events/bad/` and what becomes of it when no
+    /// dead-letter topic is set: a clear error, or the bad record reported
+    /// (with its reason logged) so the mapping's retry limit and on-failure
+    /// destination take over. Nothing panics and nothing is dropped.
+    #[tokio::test]
+    async fn every_bad_fixture_has_its_documented_outcome() {
+        enum Expect {
+            Unparseable,
+            WholeBatchError(&'static str),
+            Reported(&'static str, &'static str),
+            Success,
+        }
+        use Expect::*;
+        let cases = [
+            ("dynamodb-invalid-json.json", Unparseable),
+            (
+                "dynamodb-wrong-shape.json",
+                WholeBatchError("no SequenceNumber"),
+            ),
+            (
+                "dynamodb-no-sequence-number.json",
+                WholeBatchError("no SequenceNumber"),
+            ),
+            (
+                "dynamodb-missing-image.json",
+                Reported("5000000000000000000000000001", "no NewImage"),
+            ),
+            (
+                "dynamodb-invalid-base64.json",
+                Reported("5000000000000000000000000003", "base64"),
+            ),
+            (
+                "dynamodb-bad-number.json",
+                Reported("5000000000000000000000000004", "twelve"),
+            ),
+            (
+                "dynamodb-deep-nesting.json",
+                Reported("5000000000000000000000000005", "nested deeper"),
+            ),
+            (
+                "dynamodb-oversized.json",
+                Reported("5000000000000000000000000006", "over the"),
+            ),
+            (
+                "dynamodb-unknown-event-name.json",
+                Reported("5000000000000000000000000007", "unknown eventName"),
+            ),
+            ("dynamodb-empty-batch.json", Success),
+        ];
+        let producer = KafkaProducer::new(config(&[]).kafka);
+        let cfg = config(&[("DEADLINE_MARGIN_MS", "0")]);
+        for (file, expect) in cases {
+            let path = format!("{}/../../events/bad/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let batch = match serde_json::from_str::<StreamBatch>(&text) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    assert!(matches!(expect, Unparseable), "{file} should parse: {e}");
+                    continue;
+                }
+            };
+            let mut context = Context::default();
+            context.deadline = (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64)
+                + 1500;
+            let (result, logs) = lambda_stream_kit::telemetry::capture(function_handler(
+                &producer,
+                &cfg,
+                LambdaEvent::new(batch, context),
+            ))
+            .await;
+            match expect {
+                Unparseable => panic!("{file} was expected not to parse"),
+                WholeBatchError(text) => {
+                    let err = result.expect_err(file).to_string();
+                    assert!(err.contains(text), "{file}: {err}");
+                }
+                Reported(sequence_number, reason) => {
+                    let response = result.unwrap();
+                    let reported: Vec<_> = response
+                        .batch_item_failures
+                        .iter()
+                        .map(|f| f.item_identifier.as_deref().unwrap_or(""))
+                        .collect();
+                    assert_eq!(reported, vec![sequence_number], "{file}");
+                    let logged = logs.text();
+                    assert!(
+                        logged.contains(reason),
+                        "{file}: the reason {reason:?} is not logged:\n{logged}"
+                    );
+                }
+                Success => assert!(result.unwrap().batch_item_failures.is_empty(), "{file}"),
+            }
+        }
     }
 }

@@ -127,3 +127,78 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
     common::assert_complete_and_ordered(&broker.direct, topic, TOTAL).await;
     broker.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reason() {
+    let broker = testing::broker();
+    let topic = testing::unique_topic("ddb-main");
+    let dlq = testing::unique_topic("ddb-dlq");
+    testing::create_topic(&broker, &topic, 6).await.unwrap();
+    testing::create_topic(&broker, &dlq, 1).await.unwrap();
+    let config = config(&broker, &topic, &[("DEAD_LETTER_TOPIC", dlq.as_str())]);
+    let producer = KafkaProducer::new(config.kafka.clone());
+
+    let poison = [
+        (
+            "dynamodb-missing-image.json",
+            "5000000000000000000000000001",
+            "no NewImage",
+        ),
+        (
+            "dynamodb-invalid-base64.json",
+            "5000000000000000000000000003",
+            "base64",
+        ),
+        (
+            "dynamodb-bad-number.json",
+            "5000000000000000000000000004",
+            "twelve",
+        ),
+        (
+            "dynamodb-deep-nesting.json",
+            "5000000000000000000000000005",
+            "nested deeper",
+        ),
+        (
+            "dynamodb-oversized.json",
+            "5000000000000000000000000006",
+            "over the",
+        ),
+        (
+            "dynamodb-unknown-event-name.json",
+            "5000000000000000000000000007",
+            "unknown eventName",
+        ),
+    ];
+    for (file, _, _) in poison {
+        let path = format!("{}/../../events/bad/{file}", env!("CARGO_MANIFEST_DIR"));
+        let event = std::fs::read_to_string(path).unwrap();
+        assert_eq!(
+            invoke(&producer, &config, &event, Duration::from_secs(20)).await,
+            None,
+            "{file}"
+        );
+    }
+    let letters = testing::read_topic(&broker, &dlq, 1, poison.len(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), poison.len());
+    for ((_, letter), (file, sequence_number, reason)) in letters.iter().zip(poison) {
+        let headers = &letter.record.headers;
+        assert_eq!(
+            headers[header::SEQUENCE_NUMBER],
+            sequence_number.as_bytes(),
+            "{file}"
+        );
+        let why = String::from_utf8_lossy(&headers[header::DLQ_REASON]);
+        assert!(why.contains(reason), "{file}: {why}");
+        assert_eq!(headers[header::DLQ_TOPIC], topic.as_bytes());
+        assert!(letter.record.value.as_ref().is_some_and(|v| !v.is_empty()));
+    }
+    // The good record sharing a batch with a poison one was published.
+    let main = testing::read_topic(&broker, &topic, 6, 1, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(main.len(), 1);
+}
