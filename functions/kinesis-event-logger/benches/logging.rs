@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kinesis_event_logger::handler::{log_batch, Config};
-use kinesis_event_logger::telemetry::JsonLines;
 use lambda_runtime::tracing::subscriber::{self, fmt::format::JsonFields};
+use lambda_stream_kit::telemetry::JsonLines;
 use serde_json::{json, Value};
 
 const RECORDS: usize = 1000;

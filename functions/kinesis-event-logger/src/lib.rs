@@ -7,7 +7,6 @@
 //! |---|---|
 //! | [`handler`] | the batch loop, per-record parsing, data classification, [`handler::Config`] |
 //! | [`kpl`] | the KPL aggregate reader (magic, protobuf, MD5) |
-//! | [`telemetry`] | the JSON line formatter that nests JSON data in the line |
 //!
 //! # Data flow
 //!
@@ -20,4 +19,3 @@
 
 pub mod handler;
 pub mod kpl;
-pub mod telemetry;

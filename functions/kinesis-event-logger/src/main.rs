@@ -1,12 +1,12 @@
 //! Kinesis event logger: wiring only; the logic is in the library's `handler`.
 
-use kinesis_event_logger::{handler, telemetry};
+use kinesis_event_logger::handler;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use lambda_stream_kit::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
+    lambda_stream_kit::telemetry::init();
     let config = handler::Config::from_env(&Env::process()).inspect_err(|error| {
         tracing::error!(%error, "invalid configuration");
     })?;

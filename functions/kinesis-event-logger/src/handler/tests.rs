@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::kpl::encode;
-use crate::telemetry::capture;
+use lambda_stream_kit::telemetry::capture;
 
 const SEQ: [&str; 4] = [
     "49590338271490256608559692538361571095921575989136588898",

@@ -1,30 +1,19 @@
 //! JSON log lines that can carry a nested JSON value.
 //!
 //! `tracing` fields are strings, numbers or booleans, so the stock JSON
-//! formatter writes a record's JSON payload as an escaped string. This
-//! module's [`JsonLines`] formatter writes the same line shape as the one
-//! `lambda_stream_kit::telemetry::init` installs (`level`, `fields`, `span`,
-//! `spans`), with one addition: a string field whose name starts with
-//! [`RAW_JSON_PREFIX`] and holds valid JSON is written as that JSON value,
-//! under the name without the prefix. Anything else under that prefix is
-//! written as an ordinary string, so a wrong value can never break the line.
-//!
-//! [`init`] uses it when Lambda's log format is JSON and otherwise defers to
-//! the shared set-up; [`capture`] (tests only) mirrors the shared capture,
-//! with flattened fields.
-//!
-//! This belongs in the shared library's telemetry module; it lives here
-//! until it moves there.
+//! formatter writes a JSON payload as an escaped string. [`JsonLines`]
+//! writes the same line shape as the Lambda runtime's JSON set-up (`level`,
+//! `fields`, `span`, `spans`), with one addition: a string field whose name
+//! starts with [`RAW_JSON_PREFIX`] and holds valid JSON is written as that
+//! JSON value, under the name without the prefix. Anything else under that
+//! prefix is written as an ordinary string, so a wrong value can never break
+//! the line.
 
 use std::{fmt, io};
 
 use lambda_runtime::tracing::subscriber::{
     self,
-    filter::{EnvFilter, LevelFilter},
-    fmt::{
-        format::{JsonFields, Writer},
-        FmtContext, FormatEvent, FormatFields, FormattedFields,
-    },
+    fmt::{format::Writer, FmtContext, FormatEvent, FormatFields, FormattedFields},
     registry::LookupSpan,
 };
 use serde_json::value::RawValue;
@@ -35,33 +24,6 @@ use tracing::{
 
 /// Field-name prefix marking a string as JSON to embed.
 pub const RAW_JSON_PREFIX: &str = "json.";
-
-/// Installs the process-wide subscriber: [`JsonLines`] when
-/// `AWS_LAMBDA_LOG_FORMAT=JSON`, else the shared text set-up. The level comes
-/// from `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then INFO, as in the shared
-/// set-up.
-pub fn init() {
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    if !json {
-        lambda_stream_kit::telemetry::init();
-        return;
-    }
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
-    subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .from_env_lossy(),
-        )
-        .fmt_fields(JsonFields::new())
-        .event_format(JsonLines::default())
-        .with_writer(io::stdout)
-        .init();
-}
 
 /// Formats each event as one JSON object per line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -295,38 +257,9 @@ impl io::Write for FmtAdapter<'_> {
 }
 
 #[cfg(test)]
-pub use capture::capture;
-
-#[cfg(test)]
-mod capture {
-    use std::future::Future;
-
-    use lambda_stream_kit::telemetry::CapturedLogs;
-    use tracing::instrument::WithSubscriber;
-
-    use super::*;
-
-    /// Runs `future` with a DEBUG-level [`JsonLines`] subscriber with
-    /// flattened fields, like `lambda_stream_kit::telemetry::capture`.
-    pub async fn capture<F: Future>(future: F) -> (F::Output, CapturedLogs) {
-        let logs = CapturedLogs::default();
-        let subscriber = subscriber::fmt()
-            .fmt_fields(JsonFields::new())
-            .event_format(JsonLines {
-                flatten: true,
-                target: true,
-            })
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(logs.clone())
-            .finish();
-        let output = future.with_subscriber(subscriber).await;
-        (output, logs)
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use lambda_stream_kit::telemetry::CapturedLogs;
+    use crate::telemetry::{capture, CapturedLogs};
+    use lambda_runtime::tracing::subscriber::fmt::format::JsonFields;
     use serde_json::{json, Value};
     use tracing::instrument::WithSubscriber;
     use tracing::Instrument;
@@ -389,23 +322,6 @@ mod tests {
         assert_eq!(ours.len(), 3, "{text}");
         assert_eq!(text.lines().count(), 3);
         assert_eq!(ours, stock);
-    }
-
-    #[tokio::test]
-    async fn flattened_capture_matches_the_shared_capture() {
-        let ((), shared) = lambda_stream_kit::telemetry::capture(emit_sample()).await;
-        let ((), ours) = capture(emit_sample()).await;
-        let strip = |lines: Vec<Value>| {
-            lines
-                .into_iter()
-                .map(|mut l| {
-                    // The shared capture adds a timestamp; ours leaves it to CloudWatch.
-                    l.as_object_mut().unwrap().remove("timestamp");
-                    l
-                })
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(strip(ours.lines()), strip(shared.lines()));
     }
 
     #[tokio::test]

@@ -1,17 +1,48 @@
 //! Logging set-up shared by every function.
 //!
-//! [`init`] installs the Lambda runtime's subscriber: JSON lines when
-//! `AWS_LAMBDA_LOG_FORMAT=JSON`, the level from `AWS_LAMBDA_LOG_LEVEL`, then
-//! `RUST_LOG`, then INFO. The runtime wraps each invocation in a span that
-//! carries `requestId`, so every line logged while handling an event names
-//! its request.
+//! [`init`] installs one subscriber for every function: with
+//! `AWS_LAMBDA_LOG_FORMAT=JSON`, [`JsonLines`] (the runtime's JSON line shape,
+//! plus nested JSON for fields named `json.<name>`); otherwise the runtime's
+//! text format. The level comes from `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`,
+//! then INFO. The runtime wraps each invocation in a span that carries
+//! `requestId`, so every line logged while handling an event names its
+//! request.
 //!
 //! With the `test-util` feature, [`capture`] runs a future with a JSON
 //! subscriber that records every line, so tests can assert on log output.
 
+mod json_lines;
+
+pub use json_lines::{JsonLines, RAW_JSON_PREFIX};
+
+use lambda_runtime::tracing::subscriber::{
+    self,
+    filter::{EnvFilter, LevelFilter},
+    fmt::format::JsonFields,
+};
+
 /// Installs the process-wide subscriber. Call once, first thing in `main`.
 pub fn init() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    if !json {
+        lambda_runtime::tracing::init_default_subscriber();
+        return;
+    }
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        )
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLines::default())
+        .with_writer(std::io::stdout)
+        .init();
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -71,14 +102,18 @@ mod capture {
         }
     }
 
-    /// Runs `future` with a DEBUG-level JSON subscriber and returns its output
-    /// together with everything it logged. Event fields are flattened into
-    /// each line, next to `level` and `message`.
+    /// Runs `future` with a DEBUG-level [`JsonLines`](super::JsonLines)
+    /// subscriber and returns its output together with everything it
+    /// logged. Event fields are flattened into each line, next to `level`,
+    /// `message` and `target`.
     pub async fn capture<F: Future>(future: F) -> (F::Output, CapturedLogs) {
         let logs = CapturedLogs::default();
         let subscriber = lambda_runtime::tracing::subscriber::fmt()
-            .json()
-            .flatten_event(true)
+            .fmt_fields(lambda_runtime::tracing::subscriber::fmt::format::JsonFields::new())
+            .event_format(super::JsonLines {
+                flatten: true,
+                target: true,
+            })
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(logs.clone())
             .finish();
