@@ -34,7 +34,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lambda_runtime::{Context, Error, LambdaEvent};
+use lambda_runtime::{Error, LambdaEvent};
 use lambda_stream_kit::batch::{KafkaEventResponse, KafkaFailures};
 use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord, ProduceOutcome};
@@ -62,7 +62,6 @@ pub const SOURCE_OFFSET_HEADER: &str = "source-offset";
 pub const ERROR_KIND_HEADER: &str = "error-kind";
 /// Dead-letter header with the human-readable reason.
 pub const ERROR_MESSAGE_HEADER: &str = "error-message";
-
 
 /// What every invocation needs, built once at start-up.
 #[derive(Debug)]

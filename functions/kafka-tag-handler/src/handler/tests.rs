@@ -372,7 +372,7 @@ fn tagged_records_keep_key_headers_and_timestamp_and_add_the_source_position() {
         record,
         &app(OnError::Fail).tagger,
         "2024-07-28T16:19:51.238Z",
-        1 << 20,
+        &unreachable(),
     )
     .unwrap();
     assert_eq!(out.key.as_deref(), Some(&b"v-2001"[..]));
@@ -398,7 +398,7 @@ fn dead_letters_carry_the_raw_record_and_error_headers() {
     let event = fixture("kafka-mixed-batch.json");
     let partitions = source::partitions(&event).unwrap();
     let record = &partitions[2][1];
-    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", 1 << 20).unwrap_err();
+    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
     let out = dead_letter(record, &bad);
     assert_eq!(out.key.as_deref(), Some(&b"v-1008"[..]));
     assert_eq!(out.value.as_deref(), Some(&b"not*base64!"[..]));
