@@ -116,8 +116,11 @@ pub async fn read_topic(
     loop {
         let mut all = Vec::new();
         for partition in 0..partitions {
-            let records =
-                read_partition(broker, topic, partition, 0, Duration::from_millis(1)).await?;
+            // Each partition is read until caught up with its high watermark.
+            let budget = stop
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_secs(2));
+            let records = read_partition(broker, topic, partition, 0, budget).await?;
             all.extend(records.into_iter().map(|r| (partition, r)));
         }
         if all.len() >= expected || tokio::time::Instant::now() >= stop {
