@@ -1,5 +1,5 @@
 # Every target is a one-liner into scripts/; see README.md.
-.PHONY: setup test build sam-build demo bench fuzz deploy broker-up broker-down lint clean
+.PHONY: setup test build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
 
 setup:        ## install every tool the project uses (.venv, rust components)
 	scripts/tools.sh rust broker lint build
@@ -21,6 +21,9 @@ bench:        ## benchmarks, written to BENCHMARKS.md
 
 fuzz:         ## bounded fuzzing of the parsers
 	scripts/fuzz.sh
+
+deny:         ## cargo deny: licences, bans, sources, advisories
+	scripts/deny.sh
 
 deploy:       ## sam deploy --guided
 	scripts/build.sh sam && .venv/bin/sam deploy --guided

@@ -17,6 +17,12 @@ KAFKA_TEST_BROKER=$(scripts/broker.sh address) \
 TANSU_BIN=$PWD/.venv/bin/tansu \
   cargo test --workspace -- --include-ignored
 
+echo "== cargo deny (licences, bans, sources; advisories when the database can be fetched)"
+scripts/deny.sh
+
+echo "== fuzzing, short pass"
+FUZZ_SECONDS=${FUZZ_SECONDS:-5} scripts/fuzz.sh --ci
+
 if [ -f template.yaml ]; then
   echo "== template lint"
   scripts/lint-template.sh

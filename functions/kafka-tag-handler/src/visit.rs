@@ -206,7 +206,11 @@ impl<'a> Found<'a> {
 
 /// One pass over the JSON bytes that keeps only the recognised fields.
 fn scan(raw: &[u8]) -> Result<Found<'_>, BadRecord> {
-    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    // serde_json does not check UTF-8 inside strings it skips, and skipped
+    // fields are spliced into the output verbatim: check the whole text.
+    let text = std::str::from_utf8(raw)
+        .map_err(|e| BadRecord::new(ErrorKind::NotJson, format!("not JSON: not UTF-8 ({e})")))?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let found = deserializer
         .deserialize_map(FoundVisitor)
         .map_err(|e| match e.classify() {

@@ -240,6 +240,17 @@ async fn a_value_that_is_not_json_follows_on_error() {
 }
 
 #[tokio::test]
+async fn a_value_that_is_not_utf8_is_not_json_and_follows_on_error() {
+    let (response, logs) = capture(batch(
+        fixture("bad/kafka-value-not-utf8.json"),
+        &app(OnError::Fail),
+    ))
+    .await;
+    assert_eq!(failures(&response), pairs(&[("page-visits-3", 5)]));
+    assert_eq!(warnings(&logs), vec![("not-json".into(), 5)]);
+}
+
+#[tokio::test]
 async fn json_that_is_not_a_page_visit_follows_on_error() {
     let (response, logs) = capture(batch(
         fixture("bad/kafka-not-a-page-visit.json"),

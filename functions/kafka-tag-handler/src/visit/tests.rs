@@ -95,6 +95,8 @@ fn text_that_is_not_json_is_reported_as_such() {
         b"{\"url\":\"x\"",
         b"{\"url\":\"x\"} trailing",
         b"\xff\xfe",
+        // Found by fuzzing: invalid UTF-8 inside a field the scan skips.
+        b"{\"url\":\"/\",\"x\":\"\xff\"}",
     ] {
         let err = PageVisit::from_json(raw).unwrap_err();
         assert_eq!(

@@ -1,0 +1,180 @@
+//! The CDC batch paths of `cdc-enricher`: `doublecloud::transform` for a
+//! DoubleCloud/Transferia batch and `firehose::transform` for a Firehose
+//! transformation event.
+//!
+//! The input is the batch as JSON. Invariants (DoubleCloud):
+//! * exactly one result per input record, in order, each copying the
+//!   record's `eventID` (and the other envelope fields) or `""`;
+//! * `Split` results carry `cdc_split` and no `cdc`; `ProcessingFailed`
+//!   sends the original `cdc` back unchanged; `Dropped` carries neither;
+//! * every output change item is an `insert` with the five documented
+//!   columns, the IP in the `ip` column, and the output table when set;
+//! * the response serializes to valid JSON with the same record count.
+//!
+//! Invariants (Firehose), for events whose record ids pass the check:
+//! * one result per record, in order, with its `recordId`;
+//! * `Ok` data is newline-terminated JSON objects, each carrying the IP;
+//! * `ProcessingFailed` carries the original bytes when they decoded.
+
+#![no_main]
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use cdc_enricher::doublecloud::{self, ChangeItem, Enrichment, SharedStr};
+use cdc_enricher::firehose;
+use lambda_stream_kit::result::ResultKind;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use stream_fuzz::is_json;
+
+const IP: &str = "198.51.100.20";
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(event) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    for table in [None, Some("enriched")] {
+        doublecloud_batch(event.clone(), table);
+    }
+    firehose_batch(event);
+});
+
+fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
+    let is_list = batch.get("Records").is_some_and(Value::is_array);
+    let records = match doublecloud::take_records(&mut batch) {
+        Ok(records) => records,
+        Err(_) => {
+            assert!(!is_list, "a Records list was refused");
+            return;
+        }
+    };
+    let enrichment = Enrichment {
+        ip: SharedStr(Arc::from(IP)),
+        output_table,
+    };
+    let response = doublecloud::transform(records.clone(), &enrichment);
+    assert_eq!(
+        response.records.len(),
+        records.len(),
+        "one result per record"
+    );
+
+    for (record, result) in records.iter().zip(&response.records) {
+        let text = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or_default();
+        assert_eq!(result.envelope.event_id, text("eventID"));
+        assert_eq!(
+            result.envelope.invoke_identity_arn,
+            text("invokeIdentityArn")
+        );
+        assert_eq!(result.envelope.event_version, text("eventVersion"));
+        assert_eq!(result.envelope.event_name, text("eventName"));
+        assert_eq!(result.envelope.event_source_arn, text("eventSourceARN"));
+        match result.result {
+            ResultKind::Split => {
+                assert!(result.cdc.is_none());
+                let items = result
+                    .cdc_split
+                    .as_ref()
+                    .expect("a split carries cdc_split");
+                let cdc = record.get("cdc").expect("a split record had a cdc");
+                for item in items {
+                    check_item(item, cdc, output_table);
+                }
+            }
+            ResultKind::ProcessingFailed => {
+                assert!(result.cdc_split.is_none());
+                match (&result.cdc, record.get("cdc")) {
+                    (Some(ChangeItem::Original(sent)), Some(original)) => {
+                        assert_eq!(sent, original, "the original cdc is sent back unchanged");
+                    }
+                    (None, None) => {}
+                    (sent, original) => panic!("failed record sent back {sent:?} for {original:?}"),
+                }
+            }
+            ResultKind::Dropped => assert!(result.cdc.is_none() && result.cdc_split.is_none()),
+            ResultKind::Ok => panic!("the enricher answers Split, never Ok"),
+        }
+    }
+
+    let text = serde_json::to_vec(&response).expect("the response serializes");
+    assert!(is_json(&text));
+    if let Ok(parsed) = serde_json::from_slice::<Value>(&text) {
+        let count = parsed["Records"].as_array().map(Vec::len);
+        assert_eq!(count, Some(records.len()));
+    }
+}
+
+fn check_item(item: &ChangeItem, input: &Value, output_table: Option<&str>) {
+    let ChangeItem::Enriched(_) = item else {
+        panic!("a split item is not an enriched one");
+    };
+    let value = serde_json::to_value(item).expect("an item serializes");
+    assert_eq!(value["kind"], "insert");
+    assert_eq!(
+        value["columnnames"],
+        serde_json::json!(["ts", "ip", "data", "appid", "identity"])
+    );
+    let columns = value["columnvalues"].as_array().expect("columnvalues");
+    assert_eq!(columns.len(), 5);
+    assert!(
+        columns[0].as_str().is_some_and(|ts| !ts.is_empty()),
+        "ts is the required key"
+    );
+    assert_eq!(columns[1], IP);
+    assert_eq!(value["table_schema"].as_array().map(Vec::len), Some(5));
+    let table = output_table.or_else(|| input.get("table").and_then(Value::as_str));
+    match table.filter(|t| !t.is_empty()) {
+        Some(table) => assert_eq!(value["table"], table),
+        None => assert!(value.get("table").is_none()),
+    }
+    match input
+        .get("commitTime")
+        .and_then(Value::as_u64)
+        .filter(|t| *t != 0)
+    {
+        Some(time) => assert_eq!(value["commitTime"].as_u64(), Some(time), "commitTime exact"),
+        None => assert!(value.get("commitTime").is_none()),
+    }
+}
+
+fn firehose_batch(mut event: Value) {
+    let Ok(records) = firehose::take_records(&mut event) else {
+        return;
+    };
+    if firehose::check_record_ids(&records).is_err() {
+        return;
+    }
+    let response = firehose::transform(records.clone(), IP);
+    assert_eq!(
+        response.records.len(),
+        records.len(),
+        "one result per record"
+    );
+    for (record, result) in records.iter().zip(&response.records) {
+        assert_eq!(
+            result.record_id.as_deref(),
+            record.get("recordId").and_then(Value::as_str)
+        );
+        let original = record
+            .get("data")
+            .and_then(Value::as_str)
+            .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok());
+        match result.result.as_deref() {
+            Some("Ok") => {
+                let bytes: &[u8] = &result.data;
+                assert!(bytes.ends_with(b"\n"), "Ok data ends with a newline");
+                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let object: Value = serde_json::from_slice(line).expect("an NDJSON line");
+                    assert_eq!(object["ip"], IP);
+                }
+            }
+            Some("Dropped") => assert!(result.data.is_empty()),
+            Some("ProcessingFailed") => {
+                let sent: &[u8] = &result.data;
+                assert_eq!(sent, original.as_deref().unwrap_or_default());
+            }
+            other => panic!("unknown Firehose result {other:?}"),
+        }
+    }
+}
