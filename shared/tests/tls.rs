@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord};
+use lambda_stream_kit::kafka::{tls, KafkaConfig, KafkaProducer, OutgoingRecord};
 use lambda_stream_kit::testing::{free_port, PrivateBroker};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
@@ -110,34 +110,33 @@ async fn produces_over_a_verified_tls_connection() {
 }
 
 #[tokio::test]
-async fn an_untrusted_certificate_is_refused() {
+async fn the_client_config_refuses_an_unknown_ca_and_trusts_the_configured_one() {
     let dir = std::env::temp_dir().join(format!("lsk-tls-untrusted-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let tls_port = free_port();
-    // Upstream is irrelevant: the handshake must fail first.
+    // The handshake happens before the proxy connects upstream, so the
+    // upstream address does not matter here.
     tls_proxy(
         SocketAddr::from(([127, 0, 0, 1], tls_port)),
         SocketAddr::from(([127, 0, 0, 1], 1)),
         tls_server(&dir),
     )
     .await;
-    let config = KafkaConfig::from_env(&Env::from_pairs(&[
-        (
-            "KAFKA_BOOTSTRAP_SERVERS",
-            format!("localhost:{tls_port}").as_str(),
-        ),
-        ("KAFKA_TLS", "true"),
-    ]))
-    .unwrap();
-    let outcomes = KafkaProducer::new(config)
-        .produce(
-            "secure",
-            vec![OutgoingRecord::default()],
-            Instant::now() + Duration::from_secs(2),
-        )
-        .await;
+    let handshake = |config: Arc<rustls::ClientConfig>| async move {
+        let stream = TcpStream::connect(("127.0.0.1", tls_port)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+    };
+    let public_roots_only = tls::client_config(None).unwrap();
+    let err = handshake(public_roots_only).await.unwrap_err();
     assert!(
-        outcomes[0].is_err(),
-        "a certificate from an unknown CA must not be accepted"
+        err.to_string().contains("certificate"),
+        "a certificate from an unknown CA must be refused: {err}"
     );
+    let with_ca = tls::client_config(Some(&dir.join("ca.pem"))).unwrap();
+    handshake(with_ca)
+        .await
+        .expect("the configured CA is trusted");
 }
