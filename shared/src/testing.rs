@@ -6,6 +6,10 @@
 //! than passing them vacuously; `make test` runs them with
 //! `--include-ignored`.
 
+mod oauth_gate;
+
+pub use oauth_gate::{GateLog, OauthBearerGate};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -79,7 +83,18 @@ pub async fn read_partition(
     expected: usize,
     timeout: Duration,
 ) -> Result<Vec<RecordAndOffset>, rskafka::client::error::Error> {
-    let client = client(broker).await?;
+    read_partition_with(&client(broker).await?, topic, partition, expected, timeout).await
+}
+
+/// [`read_partition`] through a client of the caller's, for brokers that
+/// need authentication.
+pub async fn read_partition_with(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    expected: usize,
+    timeout: Duration,
+) -> Result<Vec<RecordAndOffset>, rskafka::client::error::Error> {
     let partition_client = client
         .partition_client(topic, partition, UnknownTopicHandling::Error)
         .await?;

@@ -1,0 +1,454 @@
+//! A stand-in for MSK's IAM check, in front of a plaintext broker.
+//!
+//! tansu does not offer OAUTHBEARER, so [`OauthBearerGate`] does the SASL
+//! part of the Kafka protocol itself and relays everything else. Like MSK it
+//! refuses a request made before authentication, refuses a token that is
+//! malformed or past its lifetime, and closes an authenticated connection
+//! when the token it was opened with expires. Tests shorten the lifetime so
+//! that expiry happens in seconds rather than 15 minutes.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const API_VERSIONS: i16 = 18;
+const SASL_HANDSHAKE: i16 = 17;
+const SASL_AUTHENTICATE: i16 = 36;
+const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+const MECHANISM: &str = "OAUTHBEARER";
+/// Far above any request the gate handles before relaying.
+const MAX_FRAME: usize = 1 << 20;
+
+/// What an [`OauthBearerGate`] has seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct GateLog {
+    /// Every token that opened a session, in order.
+    pub accepted_tokens: Vec<String>,
+    /// Why each refused authentication was refused.
+    pub refusals: Vec<String>,
+    /// Sessions the gate closed because their token expired.
+    pub expired_sessions: usize,
+}
+
+/// A Kafka SASL/OAUTHBEARER front for a broker that has no SASL of its own.
+#[derive(Debug, Clone)]
+pub struct OauthBearerGate {
+    log: Arc<Mutex<GateLog>>,
+    /// The port the gate listens on.
+    pub port: u16,
+}
+
+impl OauthBearerGate {
+    /// Listens on `port` and relays authenticated connections to
+    /// `upstream`. A token is valid until its `X-Amz-Date` plus the shorter
+    /// of its `X-Amz-Expires` and `lifetime`.
+    #[allow(clippy::panic)]
+    pub async fn start(port: u16, upstream: String, lifetime: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("cannot bind gate port {port}: {e}"));
+        let gate = Self {
+            log: Arc::default(),
+            port,
+        };
+        let log = Arc::clone(&gate.log);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    // A connection that breaks ends here, as it would at MSK.
+                    let _ = serve(client, &upstream, lifetime, &log).await;
+                });
+            }
+        });
+        gate
+    }
+
+    /// A copy of what the gate has seen.
+    pub fn log(&self) -> GateLog {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+async fn serve(
+    client: TcpStream,
+    upstream: &str,
+    lifetime: Duration,
+    log: &Mutex<GateLog>,
+) -> io::Result<()> {
+    let server = TcpStream::connect(upstream).await?;
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+
+    let session_end = loop {
+        let frame = read_frame(&mut client_read).await?;
+        let mut request = Reader::new(&frame);
+        let api_key = request.i16()?;
+        let api_version = request.i16()?;
+        let correlation_id = request.i32()?;
+        match api_key {
+            // Clients ask for versions before authenticating.
+            API_VERSIONS => {
+                write_frame(&mut server_write, &frame).await?;
+                let answer = read_frame(&mut server_read).await?;
+                write_frame(&mut client_write, &answer).await?;
+            }
+            SASL_HANDSHAKE => {
+                request.skip_nullable_string()?;
+                let mechanism = request.string()?;
+                let error = if mechanism == MECHANISM {
+                    0
+                } else {
+                    UNSUPPORTED_SASL_MECHANISM
+                };
+                let mut body = error.to_be_bytes().to_vec();
+                body.extend(1i32.to_be_bytes());
+                put_string(&mut body, MECHANISM);
+                write_frame(&mut client_write, &response(correlation_id, false, &body)).await?;
+            }
+            SASL_AUTHENTICATE => {
+                let flexible = api_version >= 2;
+                request.skip_nullable_string()?;
+                if flexible {
+                    request.skip_tagged_fields()?;
+                }
+                let auth_bytes = if flexible {
+                    request.compact_bytes()?
+                } else {
+                    request.bytes()?
+                };
+                let verdict = check_token(auth_bytes, lifetime, SystemTime::now());
+                let answer = authenticate_response(api_version, &verdict);
+                write_frame(
+                    &mut client_write,
+                    &response(correlation_id, flexible, &answer),
+                )
+                .await?;
+                let mut log = log.lock().map_err(|_| io::ErrorKind::Other)?;
+                match verdict {
+                    Ok((token, expiry)) => {
+                        log.accepted_tokens.push(token);
+                        break expiry;
+                    }
+                    Err(reason) => {
+                        log.refusals.push(reason);
+                        // A broker closes the connection after a failed authentication.
+                        return Ok(());
+                    }
+                }
+            }
+            _ => return Err(io::Error::other("request before authentication")),
+        }
+    };
+
+    let remaining = session_end
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::select! {
+        _ = tokio::io::copy(&mut client_read, &mut server_write) => {}
+        _ = tokio::io::copy(&mut server_read, &mut client_write) => {}
+        () = tokio::time::sleep(remaining) => {
+            if let Ok(mut log) = log.lock() {
+                log.expired_sessions += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an OAUTHBEARER client message carrying an MSK IAM token, and
+/// gives back the token and when its session must end.
+fn check_token(
+    message: &[u8],
+    lifetime: Duration,
+    now: SystemTime,
+) -> Result<(String, SystemTime), String> {
+    let message = std::str::from_utf8(message).map_err(|_| "message is not UTF-8")?;
+    let token = message
+        .split('\x01')
+        .find_map(|pair| pair.strip_prefix("auth=Bearer "))
+        .ok_or("no bearer token in the message")?;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| "token is not base64url")?;
+    let url = String::from_utf8(url).map_err(|_| "token is not a URL")?;
+    let (_, query) = url.split_once('?').ok_or("token URL has no query")?;
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    };
+    if !matches!(
+        param("Action"),
+        Some("kafka-cluster%3AConnect" | "kafka-cluster:Connect")
+    ) {
+        return Err("token is not for kafka-cluster:Connect".into());
+    }
+    if param("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256")
+        || param("X-Amz-Credential").is_none()
+        || param("X-Amz-Signature").is_none_or(str::is_empty)
+    {
+        return Err("token is not SigV4-signed".into());
+    }
+    let signed_at = param("X-Amz-Date")
+        .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y%m%dT%H%M%SZ").ok())
+        .map(|d| SystemTime::from(d.and_utc()))
+        .ok_or("token has no valid X-Amz-Date")?;
+    let expires = param("X-Amz-Expires")
+        .and_then(|e| e.parse().ok())
+        .map(Duration::from_secs)
+        .ok_or("token has no valid X-Amz-Expires")?;
+    let expiry = signed_at + expires.min(lifetime);
+    if now >= expiry {
+        let age = now.duration_since(signed_at).unwrap_or_default();
+        return Err(format!(
+            "token expired: signed {:.1} s ago",
+            age.as_secs_f64()
+        ));
+    }
+    Ok((token.to_owned(), expiry))
+}
+
+fn authenticate_response(version: i16, verdict: &Result<(String, SystemTime), String>) -> Vec<u8> {
+    let flexible = version >= 2;
+    let (error, message, lifetime_ms) = match verdict {
+        Ok((_, expiry)) => {
+            let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
+            (0, None, i64::try_from(left.as_millis()).unwrap_or(i64::MAX))
+        }
+        Err(reason) => (SASL_AUTHENTICATION_FAILED, Some(reason.as_str()), 0),
+    };
+    let mut body = i16::to_be_bytes(error).to_vec();
+    match (message, flexible) {
+        (None, true) => body.push(0),
+        (None, false) => body.extend((-1i16).to_be_bytes()),
+        (Some(m), true) => {
+            put_uvarint(&mut body, m.len() + 1);
+            body.extend(m.as_bytes());
+        }
+        (Some(m), false) => put_string(&mut body, m),
+    }
+    // OAUTHBEARER success carries no server data.
+    if flexible {
+        put_uvarint(&mut body, 1);
+    } else {
+        body.extend(0i32.to_be_bytes());
+    }
+    if version >= 1 {
+        body.extend(lifetime_ms.to_be_bytes());
+    }
+    if flexible {
+        body.push(0);
+    }
+    body
+}
+
+fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
+    let mut frame = correlation_id.to_be_bytes().to_vec();
+    if flexible_header {
+        frame.push(0);
+    }
+    frame.extend(body);
+    frame
+}
+
+fn put_string(out: &mut Vec<u8>, text: &str) {
+    out.extend(u16::try_from(text.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend(text.as_bytes());
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut value: usize) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+    let length = usize::try_from(from.read_i32().await?)
+        .ok()
+        .filter(|&n| n <= MAX_FRAME)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
+    let mut frame = vec![0; length];
+    from.read_exact(&mut frame).await?;
+    Ok(frame)
+}
+
+async fn write_frame(to: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> io::Result<()> {
+    let length = i32::try_from(frame.len()).map_err(|_| io::ErrorKind::InvalidData)?;
+    to.write_all(&length.to_be_bytes()).await?;
+    to.write_all(frame).await
+}
+
+fn length(raw: i64) -> io::Result<usize> {
+    usize::try_from(raw).map_err(|_| io::ErrorKind::InvalidData.into())
+}
+
+/// Reads the few Kafka wire types the SASL requests use.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
+        if n > self.rest.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn i16(&mut self) -> io::Result<i16> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> io::Result<i32> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn uvarint(&mut self) -> io::Result<usize> {
+        let mut value = 0usize;
+        for shift in (0..35).step_by(7) {
+            let byte = self.take(1)?[0];
+            value |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(io::ErrorKind::InvalidData.into())
+    }
+
+    fn string(&mut self) -> io::Result<String> {
+        let n = self.i16()?;
+        let n = length(n.into())?;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| io::ErrorKind::InvalidData.into())
+    }
+
+    /// A nullable, non-compact string, such as every request header's
+    /// client id.
+    fn skip_nullable_string(&mut self) -> io::Result<()> {
+        let n = self.i16()?;
+        if n >= 0 {
+            let n = length(n.into())?;
+            self.take(n)?;
+        }
+        Ok(())
+    }
+
+    fn skip_tagged_fields(&mut self) -> io::Result<()> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?;
+            let size = self.uvarint()?;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&mut self) -> io::Result<&'a [u8]> {
+        let n = self.i32()?;
+        let n = length(n.into())?;
+        self.take(n)
+    }
+
+    fn compact_bytes(&mut self) -> io::Result<&'a [u8]> {
+        let n = self
+            .uvarint()?
+            .checked_sub(1)
+            .ok_or(io::ErrorKind::InvalidData)?;
+        self.take(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_for(url: &str) -> Vec<u8> {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(url);
+        format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+    }
+
+    const SIGNED: &str = "https://kafka.us-east-1.amazonaws.com/?Action=kafka-cluster%3AConnect\
+        &X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261123%2Fus-east-1%2Fkafka-cluster%2Faws4_request\
+        &X-Amz-Date=20261123T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=abc";
+
+    fn at(seconds_after_signing: u64) -> SystemTime {
+        let signed = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map(|d| SystemTime::from(d.and_utc()))
+            .unwrap();
+        signed + Duration::from_secs(seconds_after_signing)
+    }
+
+    #[test]
+    fn a_fresh_token_opens_a_session_until_the_shorter_lifetime() {
+        let (_, expiry) = check_token(&message_for(SIGNED), Duration::from_secs(3), at(1)).unwrap();
+        assert_eq!(expiry, at(3));
+        let (_, expiry) =
+            check_token(&message_for(SIGNED), Duration::from_secs(3600), at(1)).unwrap();
+        assert_eq!(expiry, at(900));
+    }
+
+    #[test]
+    fn an_expired_or_malformed_token_is_refused() {
+        let refused = |message: &[u8]| check_token(message, Duration::from_secs(3), at(1));
+        assert!(
+            check_token(&message_for(SIGNED), Duration::from_secs(3), at(3))
+                .unwrap_err()
+                .contains("expired")
+        );
+        assert!(refused(b"n,,\x01auth=Basic x\x01\x01").is_err());
+        assert!(refused(&message_for(&SIGNED.replace("Connect", "WriteData"))).is_err());
+        assert!(refused(&message_for(&SIGNED.replace("X-Amz-Signature=abc", ""))).is_err());
+        assert!(refused(&message_for(
+            &SIGNED.replace("20261123T120000Z", "yesterday")
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn responses_parse_back_in_every_version() {
+        let ok = Ok(("t".to_owned(), SystemTime::now() + Duration::from_secs(5)));
+        let refused = Err("expired".to_owned());
+        for version in 0..=2 {
+            for verdict in [&ok, &refused] {
+                let body = authenticate_response(version, verdict);
+                let mut r = Reader::new(&body);
+                let error = r.i16().unwrap();
+                assert_eq!(error == 0, verdict.is_ok());
+                if version >= 2 {
+                    let n = r.uvarint().unwrap();
+                    r.take(n.saturating_sub(1)).unwrap();
+                    assert!(r.compact_bytes().unwrap().is_empty());
+                } else {
+                    r.skip_nullable_string().unwrap();
+                    assert!(r.bytes().unwrap().is_empty());
+                }
+                if version >= 1 {
+                    r.take(8).unwrap();
+                }
+                if version >= 2 {
+                    r.skip_tagged_fields().unwrap();
+                }
+                assert!(r.rest.is_empty(), "version {version}: trailing bytes");
+            }
+        }
+    }
+}
