@@ -101,8 +101,7 @@ seed() {
       seed_base64 "$dir" value events/kafka-*.json events/bad/kafka-*.json
       ;;
     kafka_rules)
-      seed_files "$dir" functions/kafka-tag-handler/rules/*.yaml functions/kafka-tag-handler/rules/*.json \
-        events/bad/kafka-rules-*.yaml events/bad/kafka-rules-*.json
+      seed_files "$dir" functions/kafka-tag-handler/rules/*.json events/bad/kafka-rules-*.json
       ;;
     *) echo "unknown target: $target (${ALL_TARGETS[*]})" >&2; exit 2 ;;
   esac

@@ -1,10 +1,13 @@
-//! The Kafka side of `kafka-tag-handler`: the event source mapping batch
+//! The Kafka side of `kafka-tag-handler`: the payload as the runtime reads
+//! it (`source::Payload`), the event source mapping batch
 //! (`source::partitions` and each record's key, value and signed-byte
 //! headers), the connector array (`connector::handle`) and the page-visit
 //! tagger (`visit::tag_bytes`) with the built-in rules.
 //!
 //! The whole input is also tagged as if it were a Kafka message value, so
 //! the tagger gets raw bytes the fuzzer can reach directly. Invariants:
+//! * reading the payload from the bytes gives what reading it from their
+//!   parsed `Value` gives;
 //! * `partitions` keeps every record, one list per `<topic>-<partition>`
 //!   key, each in offset order, and refuses the event only when a record
 //!   cannot be placed (not an object, no integer offset, no topic or
@@ -26,6 +29,7 @@ use std::sync::OnceLock;
 use kafka_tag_handler::config::{Config, OnError};
 use kafka_tag_handler::handler::HandlerError;
 use kafka_tag_handler::rules::{RulesSource, Tagger};
+use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{connector, source, visit, App};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -55,16 +59,26 @@ fuzz_target!(|data: &[u8]| {
     let Ok(event) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    match &event {
-        Value::Array(items) => check_connector(items),
-        Value::Object(_) => check_batch(&event),
+    let payload: Payload =
+        serde_json::from_slice(data).expect("what parses as a Value parses as a Payload");
+    assert_eq!(
+        payload,
+        Payload::from_value(&event),
+        "the bytes and their Value read alike"
+    );
+    match (&event, &payload) {
+        (Value::Array(items), _) => check_connector(items),
+        (Value::Object(_), Payload::Batch(batch)) => check_batch(&event, batch),
+        (Value::Object(fields), _) => {
+            assert!(!fields.contains_key("records"), "a batch was not read as one")
+        }
         _ => {}
     }
 });
 
-fn check_batch(event: &Value) {
+fn check_batch(event: &Value, batch: &source::Batch) {
     let placeable = placeable(event);
-    let partitions = match source::partitions(event) {
+    let partitions = match source::partitions(batch) {
         Ok(partitions) => partitions,
         Err(reason) => {
             assert!(!placeable, "a placeable batch was refused: {reason}");

@@ -1,6 +1,6 @@
 //! The tag rules of `kafka-tag-handler`: `Tagger::from_text` on arbitrary
-//! rules files (YAML, or JSON when the text starts with `{`), then tagging
-//! a fixed set of page visits with whatever compiled.
+//! JSON rules files, then tagging a fixed set of page visits with whatever
+//! compiled.
 //!
 //! Invariants:
 //! * loading never panics and never hangs: a bad file is a `RulesError`;
@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 use std::sync::Once;
 
-use kafka_tag_handler::rules::{Format, RulesSource, Tagger};
+use kafka_tag_handler::rules::{RulesSource, Tagger};
 use kafka_tag_handler::visit::PageVisit;
 use libfuzzer_sys::fuzz_target;
 
@@ -49,12 +49,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let format = if text.trim_start().starts_with('{') {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
-    if let Ok(tagger) = Tagger::from_text(text, format, "fuzz input") {
+    if let Ok(tagger) = Tagger::from_text(text, "fuzz input") {
         check(&tagger);
     }
 });

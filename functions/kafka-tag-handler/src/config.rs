@@ -5,7 +5,7 @@
 //! | `RESPONSE_TOPIC` | topic for tagged events; required to handle event source mapping batches | — |
 //! | `ERROR_TOPIC` | topic for records that cannot be tagged (`ON_ERROR=dlq`) | — |
 //! | `ON_ERROR` | `fail`, `log` or `dlq`: what a record that is not JSON or not a page visit does | `dlq` when `ERROR_TOPIC` is set, else `fail` |
-//! | `TAG_RULES_FILE` | path of a `.yaml`, `.yml` or `.json` rules file | the built-in `rules/default.yaml` |
+//! | `TAG_RULES_FILE` | path of a JSON (`.json`) rules file | the built-in `rules/default.json` |
 //!
 //! The Kafka connection comes from the shared `KAFKA_*` variables
 //! ([`lambda_stream_kit::kafka::KafkaConfig`]).

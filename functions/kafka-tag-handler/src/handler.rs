@@ -46,7 +46,7 @@ use crate::bad_record::{BadRecord, ErrorKind};
 use crate::config::{Config, OnError};
 use crate::connector;
 use crate::rules::Tagger;
-use crate::source::{self, SourceRecord};
+use crate::source::{self, Batch, Payload, SourceRecord};
 use crate::visit;
 
 /// Time kept back from the invocation deadline to answer after producing.
@@ -105,27 +105,29 @@ pub enum HandlerError {
     },
 }
 
-/// Handles one invocation.
+/// Handles one invocation. The runtime reads the payload straight into a
+/// [`Payload`] (see [`crate::source`]).
 pub async fn function_handler(
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Payload>,
     app: &App,
     producer: &KafkaProducer,
 ) -> Result<Answer, Error> {
     let (payload, context) = event.into_parts();
     let tagged_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let answer = match payload {
-        Value::Array(items) => connector::handle(items, app, &tagged_at).map(Answer::Connector),
-        Value::Object(ref fields) if fields.contains_key("records") => {
+        Payload::Connector(items) => {
+            connector::handle(items, app, &tagged_at).map(Answer::Connector)
+        }
+        Payload::Batch(batch) => {
             let deadline = stop_by(&context, PUBLISH_MARGIN);
             // Boxed: the producer's future is deep enough that, inlined into
             // the runtime's, it exceeds the compiler's type-layout depth.
-            Box::pin(handle_batch(&payload, app, producer, &tagged_at, deadline))
+            Box::pin(handle_batch(&batch, app, producer, &tagged_at, deadline))
                 .await
                 .map(Answer::Batch)
         }
-        other => Err(HandlerError::WrongShape(format!(
-            "expected an object with `records` or an array, got {}",
-            source::kind_of(&other)
+        Payload::Other(kind) => Err(HandlerError::WrongShape(format!(
+            "expected an object with `records` or an array, got {kind}"
         ))),
     };
     answer.map_err(|e| {
@@ -163,13 +165,13 @@ struct Plan {
 }
 
 async fn handle_batch(
-    event: &Value,
+    batch: &Batch,
     app: &App,
     producer: &KafkaProducer,
     tagged_at: &str,
     deadline: Instant,
 ) -> Result<KafkaEventResponse, HandlerError> {
-    let partitions = source::partitions(event).map_err(HandlerError::WrongShape)?;
+    let partitions = source::partitions(batch).map_err(HandlerError::WrongShape)?;
     let total: usize = partitions.iter().map(Vec::len).sum();
     if total == 0 {
         tracing::info!("empty batch");

@@ -13,7 +13,7 @@
 //! | [`config`] | the settings (`RESPONSE_TOPIC`, `ERROR_TOPIC`, `ON_ERROR`, `TAG_RULES_FILE`) |
 //! | [`rules`] | the rules file format, its compilation, and tagging a visit (URL rules, referrer channel, device) |
 //! | [`visit`] | finding a page visit's fields (with aliases) and writing the tagged event |
-//! | [`source`] | the event source mapping's records, parsed one by one |
+//! | [`source`] | the payload as the runtime reads it, and the event source mapping's records, each read leniently |
 //! | [`connector`] | the connector's array in, results array out |
 //! | [`handler`] | the entry point: trigger detection, publishing, the partial batch response |
 //! | [`bad_record`] | why a record could not be tagged |
@@ -21,11 +21,13 @@
 //! # Data flow
 //!
 //! `main` reads [`config::Config`], compiles the [`rules::Tagger`] and
-//! builds a `KafkaProducer` once. For a batch, [`handler::function_handler`]
-//! splits the records per topic-partition ([`source`]), decodes and tags
-//! each one ([`visit`], [`rules`]), sends the tagged events and the dead
-//! letters with one produce call per topic, and reports the first
-//! unpublished offset of each partition.
+//! builds a `KafkaProducer` once. The runtime reads each invocation's JSON
+//! straight into a [`source::Payload`] (a connector array, or a batch's
+//! records with only the fields the function uses). For a batch,
+//! [`handler::function_handler`] splits the records per topic-partition
+//! ([`source`]), decodes and tags each one ([`visit`], [`rules`]), sends the
+//! tagged events and the dead letters with one produce call per topic, and
+//! reports the first unpublished offset of each partition.
 
 pub mod bad_record;
 pub mod config;

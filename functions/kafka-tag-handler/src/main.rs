@@ -2,6 +2,7 @@
 
 use kafka_tag_handler::config::Config;
 use kafka_tag_handler::rules::Tagger;
+use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, App};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use lambda_stream_kit::config::Env;
@@ -16,7 +17,7 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "cannot start");
         Error::from(e)
     })?;
-    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+    run(service_fn(|event: LambdaEvent<Payload>| {
         function_handler(event, &app, &producer)
     }))
     .await

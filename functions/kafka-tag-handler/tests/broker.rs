@@ -14,6 +14,7 @@ use kafka_tag_handler::handler::{
     SOURCE_TOPIC_HEADER,
 };
 use kafka_tag_handler::rules::{RulesSource, Tagger};
+use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, Answer, App};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::batch::KafkaEventResponse;
@@ -91,7 +92,7 @@ impl Setup {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../events")
             .join(fixture);
-        let payload: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let payload: Payload = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let event = LambdaEvent::new(payload, Context::default());
         match function_handler(event, &self.app, &self.producer)
             .await

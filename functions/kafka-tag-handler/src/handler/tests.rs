@@ -44,7 +44,19 @@ fn short_context() -> Context {
 }
 
 async fn invoke(payload: Value, app: &App, producer: &KafkaProducer) -> Result<Answer, Error> {
+    let payload = Payload::from_value(&payload);
     function_handler(LambdaEvent::new(payload, short_context()), app, producer).await
+}
+
+/// The batch of a fixture, as the runtime would read it.
+fn fixture_batch(name: &str) -> Batch {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    match serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap() {
+        Payload::Batch(batch) => batch,
+        other => panic!("{name} is not a batch: {other:?}"),
+    }
 }
 
 async fn batch(payload: Value, app: &App) -> KafkaEventResponse {
@@ -376,8 +388,8 @@ fn a_local_runtimes_timeout_in_the_deadline_header_still_leaves_time_to_publish(
 
 #[test]
 fn tagged_records_keep_key_headers_and_timestamp_and_add_the_source_position() {
-    let event = fixture("kafka-negative-header.json");
-    let partitions = source::partitions(&event).unwrap();
+    let batch = fixture_batch("kafka-negative-header.json");
+    let partitions = source::partitions(&batch).unwrap();
     let record = &partitions[0][0];
     let out = tagged_record(
         record,
@@ -406,8 +418,8 @@ fn tagged_records_keep_key_headers_and_timestamp_and_add_the_source_position() {
 
 #[test]
 fn dead_letters_carry_the_raw_record_and_error_headers() {
-    let event = fixture("kafka-mixed-batch.json");
-    let partitions = source::partitions(&event).unwrap();
+    let batch = fixture_batch("kafka-mixed-batch.json");
+    let partitions = source::partitions(&batch).unwrap();
     let record = &partitions[2][1];
     let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
     let out = dead_letter(record, &bad);
@@ -433,7 +445,8 @@ fn the_kafka_fixtures_match_the_aws_lambda_events_model() {
         // through a float and can come back a millisecond off.)
         let model: KafkaEvent = serde_json::from_value(value.clone()).unwrap();
         // Our lenient reading gives the same bytes as the typed model.
-        for records in source::partitions(&value).unwrap() {
+        let batch = fixture_batch(name);
+        for records in source::partitions(&batch).unwrap() {
             for record in records {
                 let typed = &model.records[&format!("{}-{}", record.topic, record.partition)]
                     .iter()

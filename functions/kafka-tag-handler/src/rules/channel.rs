@@ -25,6 +25,7 @@ use std::fmt;
 
 use regex::bytes::Regex;
 
+use super::url_parts::referrer_host;
 use super::{ascii_regex, ChannelSpec};
 
 /// Where a visit came from.
@@ -263,34 +264,11 @@ impl ChannelClassifier {
     }
 }
 
-/// The referrer's host, lower-cased, or `None` when it has none. A referrer
-/// without a scheme (`example.com/page`) is read as `http://`.
-fn referrer_host(referrer: &str) -> Option<String> {
-    let referrer = referrer.trim();
-    if referrer.is_empty() {
-        return None;
-    }
-    let parsed = match url::Url::parse(referrer) {
-        Ok(u) => u,
-        Err(url::ParseError::RelativeUrlWithoutBase) => {
-            url::Url::parse(&format!("http://{referrer}")).ok()?
-        }
-        Err(_) => return None,
-    };
-    let host = parsed
-        .host_str()?
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    (!host.is_empty()).then_some(host)
-}
-
 fn same_site(page: &str, referrer: &str) -> bool {
-    let strip = |h: &str| {
-        h.trim_end_matches('.')
-            .trim_start_matches("www.")
-            .to_ascii_lowercase()
-    };
-    strip(page) == strip(referrer)
+    fn strip(host: &str) -> &str {
+        host.trim_end_matches('.').trim_start_matches("www.")
+    }
+    strip(page).eq_ignore_ascii_case(strip(referrer))
 }
 
 fn lowered(builtin: &[&str], extra: &[String]) -> Vec<String> {

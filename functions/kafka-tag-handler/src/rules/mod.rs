@@ -1,42 +1,48 @@
 //! Tag rules: the file format, loading, and tagging a page visit.
 //!
-//! The rules come from a YAML (`.yaml`, `.yml`) or JSON (`.json`) file,
-//! compiled once at start-up. Without `TAG_RULES_FILE` the function uses
-//! `rules/default.yaml`, which is built into the binary. A file that cannot
-//! be read, parsed or compiled stops start-up with an error that names the
-//! file and the place: a line and column for syntax and unknown keys, a rule
-//! index (`rules[3]`) or list entry (`channel.search_hosts[1]`) for patterns
-//! and templates.
+//! The rules come from a JSON file, compiled once at start-up. Without
+//! `TAG_RULES_FILE` the function uses `rules/default.json`, which is built
+//! into the binary. A file that cannot be read, parsed or compiled stops
+//! start-up with an error that names the file and the place: the path in
+//! the file (`rules[3].pth`) with a line and column for syntax, types and
+//! unknown keys, a rule index (`rules[3]`) or list entry
+//! (`channel.search_hosts[1]`) for patterns and templates. (YAML is not
+//! read any more: its parser, libyaml translated to unsafe Rust, added
+//! about 120 KB to the binary for what JSON says as well.)
 //!
 //! # Format
 //!
-//! ```yaml
-//! rules:                      # URL rules, all optional, applied in order
-//!   - tag: section:blog       # the tag to add (a template, see below)
-//!     path: /blog/**          # glob over the URL path
-//!   - tag: lang:{lang}
-//!     path_regex: ^/(?P<lang>[a-z]{2})(?:/|$)   # regex; named groups fill the tag
-//!   - tag: site:shop
-//!     host: shop.*            # glob over the host (case-insensitive)
-//!   - tag: site:{site}
-//!     host_regex: ^(?P<site>[a-z]+)\.example\.com$
-//!   - tag: campaign:{value}   # one tag per occurrence of the parameter
-//!     query: utm_campaign     # the parameter is present
-//!   - tag: from-newsletter
-//!     query: utm_source
-//!     equals: newsletter      # ... and equal to this value
-//! channel:                    # referrer channel; `tag: null` turns it off
-//!   tag: channel:{channel}    # direct, search, social, email, paid, referral
-//!   search_hosts: []          # added to the built-in lists
-//!   social_hosts: []
-//!   email_hosts: []
-//!   internal_hosts: []        # your own sites: their referrals count as direct
-//!   paid_parameters: []       # click-id parameters, added to gclid, fbclid, …
-//!   paid_mediums: []          # utm_medium values, added to cpc, ppc, paid, …
-//! device:                     # user agent; `tag: null` / `bot_tag: null` turn parts off
-//!   tag: device:{device}      # mobile, tablet, desktop
-//!   bot_tag: bot
+//! ```json
+//! {
+//!   "rules": [
+//!     {"tag": "section:blog", "path": "/blog/**"},
+//!     {"tag": "lang:{lang}", "path_regex": "^/(?P<lang>[a-z]{2})(?:/|$)"},
+//!     {"tag": "site:shop", "host": "shop.*"},
+//!     {"tag": "site:{site}", "host_regex": "^(?P<site>[a-z]+)\\.example\\.com$"},
+//!     {"tag": "campaign:{value}", "query": "utm_campaign"},
+//!     {"tag": "from-newsletter", "query": "utm_source", "equals": "newsletter"}
+//!   ],
+//!   "channel": {
+//!     "tag": "channel:{channel}",
+//!     "search_hosts": [], "social_hosts": [], "email_hosts": [],
+//!     "internal_hosts": [],
+//!     "paid_parameters": [], "paid_mediums": []
+//!   },
+//!   "device": {"tag": "device:{device}", "bot_tag": "bot"}
+//! }
 //! ```
+//!
+//! Every section and key is optional. `rules` are the URL rules, applied in
+//! order: `path` is a glob over the URL path, `path_regex` a regex whose
+//! named groups fill the tag, `host`/`host_regex` the same over the host
+//! (case-insensitive), `query` a parameter that must be present (one tag per
+//! occurrence) and `equals` the value it must have. `channel` is the
+//! referrer channel (`direct`, `search`, `social`, `email`, `paid`,
+//! `referral`); its lists are added to the built-in ones, and
+//! `internal_hosts` are your own sites, whose referrals count as direct.
+//! `device` is the device class (`mobile`, `tablet`, `desktop`) and the bot
+//! flag from the user agent. `"tag": null` (or `"bot_tag": null`) turns a
+//! section's tag off.
 //!
 //! A URL rule has a `tag` and at least one condition; all of its conditions
 //! must hold. `host` and `host_regex` exclude each other, as do `path` and
@@ -55,9 +61,10 @@ pub mod channel;
 pub mod device;
 pub(crate) mod glob;
 mod template;
+mod url_parts;
 
 use std::borrow::Cow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
@@ -65,13 +72,15 @@ use serde::Deserialize;
 use crate::visit::PageVisit;
 use channel::ChannelClassifier;
 use device::DeviceClassifier;
+use glob::LiteralGlob;
 use template::{Slot, Template};
+use url_parts::UrlParts;
 
 pub use channel::Channel;
 pub use device::Device;
 
 /// The default rules, built into the binary.
-pub const DEFAULT_RULES: &str = include_str!("../../rules/default.yaml");
+pub const DEFAULT_RULES: &str = include_str!("../../rules/default.json");
 
 /// Compiled regexes are small; this only stops a pathological pattern from
 /// taking the function's memory.
@@ -80,30 +89,10 @@ const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RulesSource {
-    /// The built-in `rules/default.yaml`.
+    /// The built-in `rules/default.json`.
     Embedded,
     /// A file named by `TAG_RULES_FILE`.
     File(PathBuf),
-}
-
-/// A rules file's syntax, chosen by its extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `.yaml` or `.yml`.
-    Yaml,
-    /// `.json`.
-    Json,
-}
-
-impl Format {
-    /// The format for `path`'s extension.
-    pub fn of(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "yaml" | "yml" => Some(Self::Yaml),
-            "json" => Some(Self::Json),
-            _ => None,
-        }
-    }
 }
 
 /// Why the rules could not be loaded. Every variant names the file.
@@ -118,14 +107,16 @@ pub enum RulesError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The extension says neither YAML nor JSON.
-    #[error("rules file {path}: unknown extension (use .yaml, .yml or .json)")]
+    /// The file is not named `.json`. Rules files are JSON; a YAML file
+    /// (the format of earlier versions) gets this error rather than a
+    /// confusing JSON syntax error at line 1.
+    #[error("rules file {path}: rules files are JSON and must be named .json")]
     Format {
         /// The file.
         path: String,
     },
     /// The text does not parse, or has the wrong shape. The message carries
-    /// the line and column.
+    /// the path in the file (`rules[1].pth`), the line and the column.
     #[error("rules file {origin}: {message}")]
     Parse {
         /// The file.
@@ -178,8 +169,8 @@ struct RuleSpec {
     equals: Option<String>,
 }
 
-/// Reads a string, number or boolean as text, so `equals: 1` and
-/// `equals: true` mean what they say instead of failing on the YAML type.
+/// Reads a string, number or boolean as text, so `"equals": 1` and
+/// `"equals": true` mean what they say instead of failing on the JSON type.
 fn scalar_text<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
@@ -279,15 +270,34 @@ fn default_bot_tag() -> Option<String> {
 #[derive(Debug, Clone)]
 struct UrlRule {
     tag: Template,
-    /// Index into the host set.
-    host: Option<usize>,
-    /// Index into the path set.
-    path: Option<usize>,
+    host: Option<Condition>,
+    path: Option<Condition>,
     /// The host regex again, when the tag reads its groups.
     host_groups: Option<Regex>,
     /// The path regex again, when the tag reads its groups.
     path_groups: Option<Regex>,
     query: Option<QueryCondition>,
+}
+
+/// A host or path condition.
+#[derive(Debug, Clone)]
+enum Condition {
+    /// A glob without `*` or `?`, compared byte by byte.
+    Literal(LiteralGlob),
+    /// Any other glob or regex: its index in the host or path set.
+    Set(usize),
+}
+
+impl Condition {
+    /// Whether `text` (`None`: the URL has no host) meets the condition,
+    /// given what the set matched.
+    fn holds(&self, text: Option<&[u8]>, hits: Option<&regex::bytes::SetMatches>) -> bool {
+        match (self, text) {
+            (_, None) => false,
+            (Self::Literal(glob), Some(text)) => glob.is_match(text),
+            (Self::Set(index), Some(_)) => hits.is_some_and(|hits| hits.matched(*index)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -300,9 +310,9 @@ struct QueryCondition {
 #[derive(Debug, Clone)]
 pub struct Tagger {
     rules: Vec<UrlRule>,
-    /// Host patterns of all rules, matched in one pass.
+    /// Host patterns of all rules that need a regex, matched in one pass.
     hosts: Option<RegexSet>,
-    /// Path patterns of all rules, matched in one pass.
+    /// Path patterns of all rules that need a regex, matched in one pass.
     paths: Option<RegexSet>,
     channel: Option<(ChannelClassifier, Template)>,
     device: Option<DeviceClassifier>,
@@ -315,41 +325,48 @@ impl Tagger {
     pub fn load(source: &RulesSource) -> Result<Self, RulesError> {
         match source {
             RulesSource::Embedded => {
-                Self::from_text(DEFAULT_RULES, Format::Yaml, "rules/default.yaml (built in)")
+                Self::from_text(DEFAULT_RULES, "rules/default.json (built in)")
             }
             RulesSource::File(path) => {
                 let shown = path.display().to_string();
-                let format = Format::of(path).ok_or_else(|| RulesError::Format {
-                    path: shown.clone(),
-                })?;
+                let is_json = path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+                if !is_json {
+                    return Err(RulesError::Format { path: shown });
+                }
                 let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
                     path: shown.clone(),
                     source,
                 })?;
-                Self::from_text(&text, format, &shown)
+                Self::from_text(&text, &shown)
             }
         }
     }
 
-    /// Compiles rules given as text; `origin` names them in errors.
-    pub fn from_text(text: &str, format: Format, origin: &str) -> Result<Self, RulesError> {
-        let file: RulesFile = match format {
-            Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| {
-                let location = e.location();
-                RulesError::Parse {
-                    origin: origin.to_owned(),
-                    message: e.to_string(),
-                    line: location.as_ref().map(|l| l.line()),
-                    column: location.as_ref().map(|l| l.column()),
-                }
-            })?,
-            Format::Json => serde_json::from_str(text).map_err(|e| RulesError::Parse {
-                origin: origin.to_owned(),
-                message: e.to_string(),
-                line: Some(e.line()),
-                column: Some(e.column()),
-            })?,
+    /// Compiles rules given as JSON text; `origin` names them in errors.
+    pub fn from_text(text: &str, origin: &str) -> Result<Self, RulesError> {
+        let parse_error = |message: String, e: &serde_json::Error| RulesError::Parse {
+            origin: origin.to_owned(),
+            message,
+            line: Some(e.line()),
+            column: Some(e.column()),
         };
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let file: RulesFile = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            // The root's path is ".", which says nothing.
+            if path == "." {
+                parse_error(inner.to_string(), &inner)
+            } else {
+                parse_error(format!("{path}: {inner}"), &inner)
+            }
+        })?;
+        // Nothing but whitespace may follow the object.
+        deserializer
+            .end()
+            .map_err(|e| parse_error(e.to_string(), &e))?;
         compile(file).map_err(|(place, message)| RulesError::Rule {
             origin: origin.to_owned(),
             place,
@@ -359,19 +376,25 @@ impl Tagger {
 
     /// The tags for `visit`, sorted and without duplicates.
     pub fn tags(&self, visit: &PageVisit<'_>) -> Vec<String> {
-        let mut tags = Vec::new();
-        let page = PageUrl::parse(&visit.url);
+        self.tag_set(visit).iter().map(str::to_owned).collect()
+    }
+
+    /// The tags for `visit`, sorted and without duplicates, in one buffer
+    /// (what [`Tagger::tags`] gives, without a `String` per tag).
+    pub fn tag_set(&self, visit: &PageVisit<'_>) -> Tags {
+        let mut tags = Tags::with_capacity(128, 8);
+        let page = UrlParts::page(&visit.url);
         let host = page.as_ref().and_then(|p| p.host.as_deref());
         let query: Vec<(Cow<'_, str>, Cow<'_, str>)> = page
             .as_ref()
-            .map(|p| p.url.query_pairs().collect())
+            .map(|p| p.query_pairs().collect())
             .unwrap_or_default();
         if let Some(page) = &page {
             self.url_tags(page, &query, &mut tags);
         }
         if let Some((classifier, template)) = &self.channel {
             let channel = classifier.classify(host, &query, visit.referrer.as_deref());
-            tags.extend(template.render(|_| Some(Cow::Borrowed(channel.as_str()))));
+            tags.add(template, |_| Some(Cow::Borrowed(channel.as_str())));
         }
         if let Some(classifier) = &self.device {
             let found = visit
@@ -380,39 +403,38 @@ impl Tagger {
                 .and_then(|ua| classifier.classify(ua));
             if let Some((device, bot)) = found {
                 if let Some(template) = &self.device_tag {
-                    tags.extend(template.render(|_| Some(Cow::Borrowed(device.as_str()))));
+                    tags.add(template, |_| Some(Cow::Borrowed(device.as_str())));
                 }
                 if let (true, Some(template)) = (bot, &self.bot_tag) {
-                    tags.extend(template.render(|_| None));
+                    tags.add(template, |_| None);
                 }
             }
         }
-        tags.sort_unstable();
-        tags.dedup();
+        tags.sort_and_dedup();
         tags
     }
 
     fn url_tags(
         &self,
-        page: &PageUrl,
+        page: &UrlParts<'_>,
         query: &[(Cow<'_, str>, Cow<'_, str>)],
-        tags: &mut Vec<String>,
+        tags: &mut Tags,
     ) {
         let host = page.host.as_deref().map(str::as_bytes);
-        let path = page.url.path().as_bytes();
+        let path = page.path.as_bytes();
         let host_hits = match (&self.hosts, host) {
             (Some(set), Some(host)) => Some(set.matches(host)),
             _ => None,
         };
         let path_hits = self.paths.as_ref().map(|set| set.matches(path));
         for rule in &self.rules {
-            if let Some(index) = rule.host {
-                if !host_hits.as_ref().is_some_and(|hits| hits.matched(index)) {
+            if let Some(condition) = &rule.host {
+                if !condition.holds(host, host_hits.as_ref()) {
                     continue;
                 }
             }
-            if let Some(index) = rule.path {
-                if !path_hits.as_ref().is_some_and(|hits| hits.matched(index)) {
+            if let Some(condition) = &rule.path {
+                if !condition.holds(Some(path), path_hits.as_ref()) {
                     continue;
                 }
             }
@@ -432,16 +454,16 @@ impl Tagger {
                     .map(|m| String::from_utf8_lossy(m.as_bytes()))
             };
             match &rule.query {
-                None => tags.extend(rule.tag.render(group)),
+                None => tags.add(&rule.tag, group),
                 Some(condition) => {
                     for (_, value) in query.iter().filter(|(name, value)| {
                         *name == condition.name
                             && condition.equals.as_deref().is_none_or(|e| e == value)
                     }) {
-                        tags.extend(rule.tag.render(|slot| match slot {
+                        tags.add(&rule.tag, |slot| match slot {
                             Slot::Value => Some(Cow::Borrowed(value.as_ref())),
                             other => group(other),
-                        }));
+                        });
                     }
                 }
             }
@@ -449,30 +471,60 @@ impl Tagger {
     }
 }
 
-/// The page URL, parsed. A relative URL (`/blog/post?x=1`) still has a path
-/// and a query, but no host.
-struct PageUrl {
-    url: url::Url,
-    host: Option<String>,
+/// The tags of one visit: their text in one buffer, so that tagging a
+/// visit allocates twice rather than once per tag. [`Tagger::tag_set`]
+/// gives them sorted (by their text) and without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tags {
+    text: String,
+    /// Where each tag is in `text`.
+    spans: Vec<std::ops::Range<usize>>,
 }
 
-impl PageUrl {
-    fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        match url::Url::parse(text) {
-            Ok(url) => {
-                let host = url
-                    .host_str()
-                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase());
-                Some(Self { url, host })
-            }
-            Err(url::ParseError::RelativeUrlWithoutBase) => {
-                let base = url::Url::parse("http://relative.invalid/").ok()?;
-                let url = base.join(text).ok()?;
-                Some(Self { url, host: None })
-            }
-            Err(_) => None,
+impl Tags {
+    fn with_capacity(text: usize, tags: usize) -> Self {
+        Self {
+            text: String::with_capacity(text),
+            spans: Vec::with_capacity(tags),
         }
+    }
+
+    /// Renders `template` as one more tag, unless a placeholder is empty.
+    fn add<'a>(&mut self, template: &Template, lookup: impl Fn(&Slot) -> Option<Cow<'a, str>>) {
+        let start = self.text.len();
+        if template.render_into(&mut self.text, lookup) {
+            self.spans.push(start..self.text.len());
+        }
+    }
+
+    fn sort_and_dedup(&mut self) {
+        let text = &self.text;
+        self.spans
+            .sort_unstable_by(|a, b| text[a.clone()].cmp(&text[b.clone()]));
+        self.spans
+            .dedup_by(|a, b| text[a.clone()] == text[b.clone()]);
+    }
+
+    /// The tags, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.spans.iter().map(|span| &self.text[span.clone()])
+    }
+
+    /// How many tags there are.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl serde::Serialize for Tags {
+    /// A JSON array of strings.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
     }
 }
 
@@ -572,6 +624,14 @@ fn compile_rule(
         '/',
         "path",
     )?;
+    let host_literal = spec
+        .host
+        .as_deref()
+        .and_then(|g| LiteralGlob::new(g.trim(), true));
+    let path_literal = spec
+        .path
+        .as_deref()
+        .and_then(|g| LiteralGlob::new(g.trim(), false));
     if spec.equals.is_some() && spec.query.is_none() {
         return Err("`equals` needs `query`".into());
     }
@@ -618,15 +678,19 @@ fn compile_rule(
     })?;
     let wants_host = tag.uses(|s| matches!(s, Slot::HostGroup(_)));
     let wants_path = tag.uses(|s| matches!(s, Slot::PathGroup(_)));
+    let condition =
+        |pattern: Option<String>, literal: Option<LiteralGlob>, set: &mut Vec<String>| {
+            pattern.map(|p| match literal {
+                Some(literal) => Condition::Literal(literal),
+                None => {
+                    set.push(p);
+                    Condition::Set(set.len() - 1)
+                }
+            })
+        };
     Ok(UrlRule {
-        host: host.map(|p| {
-            host_patterns.push(p);
-            host_patterns.len() - 1
-        }),
-        path: path.map(|p| {
-            path_patterns.push(p);
-            path_patterns.len() - 1
-        }),
+        host: condition(host, host_literal, host_patterns),
+        path: condition(path, path_literal, path_patterns),
         host_groups: host_regex.filter(|_| wants_host),
         path_groups: path_regex.filter(|_| wants_path),
         tag,

@@ -81,25 +81,36 @@ impl Template {
 
     /// The tag, or `None` when a placeholder has no value (or an empty one):
     /// a tag like `campaign:` says nothing, so it is left out.
+    #[cfg(test)]
     pub(crate) fn render<'a>(
         &self,
         lookup: impl Fn(&Slot) -> Option<Cow<'a, str>>,
     ) -> Option<String> {
         let mut out = String::new();
+        self.render_into(&mut out, lookup).then_some(out)
+    }
+
+    /// Appends the tag to `out` and says whether there is one; when a
+    /// placeholder has no value, `out` is left as it was.
+    pub(crate) fn render_into<'a>(
+        &self,
+        out: &mut String,
+        lookup: impl Fn(&Slot) -> Option<Cow<'a, str>>,
+    ) -> bool {
+        let start = out.len();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => out.push_str(text),
-                Piece::Slot(slot) => {
-                    let value = lookup(slot)?;
-                    let value = value.trim();
-                    if value.is_empty() {
-                        return None;
+                Piece::Slot(slot) => match lookup(slot) {
+                    Some(value) if !value.trim().is_empty() => out.push_str(value.trim()),
+                    _ => {
+                        out.truncate(start);
+                        return false;
                     }
-                    out.push_str(value);
-                }
+                },
             }
         }
-        Some(out)
+        true
     }
 }
 

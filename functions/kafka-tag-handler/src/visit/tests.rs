@@ -1,15 +1,14 @@
 use serde_json::json;
 
 use super::*;
-use crate::rules::{Format, Tagger};
+use crate::rules::Tagger;
 
 const AT: &str = "2024-07-28T16:19:51.238Z";
 
 fn tagger() -> Tagger {
     Tagger::from_text(
-        "rules:\n  - {tag: section:blog, path: '/blog/**'}\n",
-        Format::Yaml,
-        "test.yaml",
+        r#"{"rules": [{"tag": "section:blog", "path": "/blog/**"}]}"#,
+        "test.json",
     )
     .unwrap()
 }
@@ -160,4 +159,16 @@ fn connector_values_may_be_objects_or_json_text() {
         tag_value(json!([1]), &tagger(), AT).unwrap_err().kind,
         ErrorKind::NotAPageVisit
     );
+}
+
+#[test]
+fn the_field_lookup_agrees_with_the_documented_names() {
+    for (field, names) in FIELDS.iter().enumerate() {
+        for (rank, name) in names.iter().enumerate() {
+            assert_eq!(Found::wants(name), Some((field, rank)), "{name}");
+        }
+    }
+    for other in ["URL", "tags", "tagged_at", "", "user-agent", "urls"] {
+        assert_eq!(Found::wants(other), None, "{other}");
+    }
 }
