@@ -11,7 +11,8 @@
 //! | [`result`] | the `Ok` / `Dropped` / `ProcessingFailed` / `Split` model and its DoubleCloud and Firehose wire forms |
 //! | [`batch`] | partial batch responses for streams and Kafka |
 //! | [`deadline`] | the invocation deadline as a budget for network calls |
-//! | [`aws`] | SDK configuration and bounded Secrets Manager reads |
+//! | [`aws`] | SDK configuration, and bounded Secrets Manager reads (through the SDK, or without it from the Lambda environment) |
+//! | [`https`] | a small HTTPS client (hyper, rustls on `ring`) for calls outside the event |
 //! | [`telemetry`] | logging set-up (and log capture for tests) |
 //!
 //! # Data flow
@@ -30,6 +31,7 @@ pub mod batch;
 pub mod config;
 pub mod deadline;
 pub mod dynamodb;
+pub mod https;
 pub mod kafka;
 pub mod result;
 pub mod telemetry;

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
-use lambda_stream_kit::config::Secret;
+use lambda_stream_kit::aws::SecretsManager;
+use lambda_stream_kit::config::{Env, Secret};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -32,23 +32,27 @@ pub type SecretReader = Box<
         + Sync,
 >;
 
-/// The production reader: Secrets Manager through the shared SDK
-/// configuration, itself loaded on first use so a function without a
-/// secret never pays for it.
-pub fn secrets_manager_reader() -> SecretReader {
-    let sdk: Arc<OnceCell<SdkConfig>> = Arc::new(OnceCell::new());
+/// The production reader: Secrets Manager with the credentials and region
+/// that Lambda puts in `env` ([`lambda_stream_kit::aws::SecretsManager`]:
+/// one signed call over the shared HTTPS client, no AWS SDK; profiles and
+/// instance metadata are not consulted). The reader is made on the first
+/// read, so a function without a secret never pays for it, and kept; a
+/// missing variable is an error for that call and is looked for again on
+/// the next. Each read gives up at the invocation deadline.
+pub fn secrets_manager_reader(env: Env<'static>) -> SecretReader {
+    let env = Arc::new(env);
+    let client: Arc<OnceCell<SecretsManager>> = Arc::new(OnceCell::new());
     Box::new(move |arn, deadline| {
-        let sdk = Arc::clone(&sdk);
+        let (env, client) = (Arc::clone(&env), Arc::clone(&client));
         Box::pin(async move {
-            let read = async {
-                let config = sdk.get_or_init(lambda_stream_kit::aws::sdk_config).await;
-                lambda_stream_kit::aws::secret_string(config, &arn, deadline)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
-            tokio::time::timeout_at(deadline, read)
+            let client = client
+                .get_or_try_init(|| async { SecretsManager::from_env(&env) })
                 .await
-                .map_err(|_| "loading the AWS configuration did not finish in time".to_owned())?
+                .map_err(|e| e.to_string())?;
+            client
+                .secret_string(&arn, deadline)
+                .await
+                .map_err(|e| e.to_string())
         })
     })
 }
@@ -227,6 +231,17 @@ mod tests {
             Some(Refusal::WrongToken)
         );
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_aws_credentials_the_secret_read_fails_naming_them() {
+        let reader = secrets_manager_reader(Env::from_pairs(&[("AWS_REGION", "eu-west-1")]));
+        let guard = TokenGuard::new(TokenSource::SecretArn("arn:x".into()), reader);
+        let err = guard.check(Some("Bearer tok"), later()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("arn:x") && err.to_string().contains("AWS_ACCESS_KEY_ID"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

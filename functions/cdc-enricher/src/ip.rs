@@ -7,21 +7,17 @@
 //! answer must parse as an IP address once trimmed: a proxy's error page or
 //! an empty body never ends up in the data.
 //!
-//! The HTTP client is hyper over rustls with the project's `ring` provider
-//! and the Mozilla roots (the crates are already in the tree through the AWS
-//! SDK), instead of adding reqwest. Plain `http://` URLs are allowed so that
-//! tests and private endpoints work.
+//! The HTTP client is the shared library's ([`lambda_stream_kit::https`]):
+//! hyper over rustls with the project's `ring` provider and the Mozilla
+//! roots, the same one that reads the token secret. Plain `http://` URLs
+//! are allowed so that tests and private endpoints work.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Uri};
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
+use lambda_stream_kit::https::{read_body, HttpsClient};
 use lambda_stream_kit::kafka::tls::TlsError;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -68,8 +64,6 @@ pub enum IpError {
     },
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// The enrichment IP for this execution environment.
 #[derive(Debug)]
 pub struct IpSource {
@@ -83,16 +77,7 @@ pub struct IpSource {
 impl IpSource {
     /// Builds the source; no I/O happens until [`IpSource::get`].
     pub fn new(config: &Config) -> Result<Self, TlsError> {
-        let tls = lambda_stream_kit::kafka::tls::client_config(None)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            // One request per environment: nothing worth keeping open.
-            .pool_max_idle_per_host(0)
-            .build(connector);
+        let client = HttpsClient::new()?;
         Ok(Self {
             fixed: config.enrich_ip,
             url: config.enrich_ip_url.clone(),
@@ -129,14 +114,10 @@ impl IpSource {
         let request = Request::get(uri)
             .header(http::header::ACCEPT, "text/plain")
             .header(http::header::USER_AGENT, "cdc-enricher")
-            .body(Empty::new())
+            .body(Full::default())
             .map_err(|e| request_error(e.to_string()))?;
         let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| request_error(error_chain(&e)))?;
+            let response = self.client.send(request).await.map_err(request_error)?;
             let status = response.status();
             if !status.is_success() {
                 return Err(IpError::Status {
@@ -144,13 +125,11 @@ impl IpSource {
                     status: status.as_u16(),
                 });
             }
-            Limited::new(response.into_body(), MAX_BODY)
-                .collect()
+            read_body(response, MAX_BODY)
                 .await
-                .map(|body| body.to_bytes())
-                .map_err(|e| IpError::NotAnAddress {
+                .map_err(|reason| IpError::NotAnAddress {
                     url: url.clone(),
-                    reason: format!("body unreadable or over {MAX_BODY} bytes: {e}"),
+                    reason,
                 })
         };
         let body = tokio::time::timeout_at(deadline, exchange)
@@ -166,19 +145,6 @@ impl IpSource {
 /// The trimmed body as an IP address, if it is one.
 fn parse_ip(body: &[u8]) -> Option<IpAddr> {
     std::str::from_utf8(body).ok()?.trim().parse().ok()
-}
-
-/// An error with its sources, since hyper's top-level message alone
-/// ("client error (Connect)") does not say what went wrong.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@
 //! | [`doublecloud`] | the DoubleCloud batch, per-record transformation and response |
 //! | [`firehose`] | the Firehose transformation |
 //! | [`enrich`] | the message format: lines, form-urlencoded fields, the enriched event |
-//! | [`ip`] | the enrichment IP, configured or fetched once |
-//! | [`auth`] | the bearer token Function-URL callers must present |
+//! | [`ip`] | the enrichment IP, configured or fetched once (the shared library's HTTPS client) |
+//! | [`auth`] | the bearer token Function-URL callers must present (its secret read without the AWS SDK) |
 //!
 //! # Data flow
 //!

@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     lambda_stream_kit::telemetry::init();
     let config = Config::from_env(&Env::process())
         .map_err(|e| format!("cdc-enricher configuration: {e}"))?;
-    let enricher = Enricher::new(config, secrets_manager_reader())
+    let enricher = Enricher::new(config, secrets_manager_reader(Env::process()))
         .map_err(|e| format!("cdc-enricher TLS set-up: {e}"))?;
     let enricher = &enricher;
     run(service_fn(
