@@ -1,11 +1,17 @@
 # Every target is a one-liner into scripts/; see README.md.
-.PHONY: setup test build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
+.PHONY: setup check test fresh-machine build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
 
 setup:        ## install every tool the project uses (.venv, rust components)
 	scripts/tools.sh rust broker lint build
 
-test:         ## fmt, clippy, unit + broker-backed tests, template lint
+check:        ## the edit loop: fmt, clippy, unit tests (no broker)
+	scripts/test.sh --check
+
+test:         ## fmt, clippy, unit + broker-backed tests, the README recipe, deny, fuzz pass, template lint
 	scripts/test.sh
+
+fresh-machine: ## make demo and make test in a clean clone with an empty CARGO_HOME and HOME (about 30 min)
+	scripts/fresh-machine.sh
 
 build:        ## release arm64 builds of every function (cargo lambda)
 	scripts/build.sh
@@ -28,8 +34,8 @@ deny:         ## cargo deny: licences, bans, sources, advisories
 deploy:       ## sam deploy --guided
 	scripts/build.sh sam && .venv/bin/sam deploy --guided
 
-broker-up:    ## start the local broker
-	scripts/broker.sh up
+broker-up:    ## start the local broker, with the topics local.env names
+	scripts/broker.sh up --local-topics
 
 broker-down:  ## stop the local broker
 	scripts/broker.sh down

@@ -3,6 +3,7 @@
 # storage, loopback only) used by the tests and the demo.
 #
 #   scripts/broker.sh up [topic:partitions ...]   start (if needed), wait, create topics
+#   scripts/broker.sh up --local-topics           the same, with the topics local.env names
 #   scripts/broker.sh down                        stop
 #   scripts/broker.sh address                     print host:port
 set -euo pipefail
@@ -12,6 +13,8 @@ PORT=${BROKER_PORT:-19092}
 ADDRESS=127.0.0.1:$PORT
 STATE=.tmp/broker
 TANSU=.venv/bin/tansu
+# The topics of local.env (make broker-up, make demo, the README's recipe).
+LOCAL_TOPICS=(test-topic:6 dynamo-dead-letters:1 clicks:3 clicks-tagged:3 clicks-errors:1)
 mkdir -p "$STATE"
 
 running() { [ -f "$STATE/pid" ] && kill -0 "$(cat "$STATE/pid")" 2>/dev/null; }
@@ -56,8 +59,12 @@ down() {
 }
 
 case "${1:-}" in
-  up) shift; up "$@" ;;
+  up)
+    shift
+    if [ "${1:-}" = --local-topics ]; then shift; set -- "${LOCAL_TOPICS[@]}" "$@"; fi
+    up "$@"
+    ;;
   down) down ;;
   address) echo "$ADDRESS" ;;
-  *) echo "usage: $0 up [topic:partitions ...] | down | address" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--local-topics] [topic:partitions ...] | down | address" >&2; exit 2 ;;
 esac

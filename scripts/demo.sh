@@ -10,49 +10,36 @@ scripts/tools.sh rust broker build
 export PATH="$PWD/.venv/bin:$PATH"
 STATE=.tmp/demo
 mkdir -p "$STATE"
-WATCH_PORT=${DEMO_WATCH_PORT:-19000}
+export WATCH_PORT=${DEMO_WATCH_PORT:-19000}
 BROKER=$(scripts/broker.sh address)
 
 cleanup() {
-  if [ -f "$STATE/watch.pid" ]; then
-    kill -- -"$(cat "$STATE/watch.pid")" 2>/dev/null || kill "$(cat "$STATE/watch.pid")" 2>/dev/null || true
-    rm -f "$STATE/watch.pid"
-  fi
+  scripts/watch.sh down >/dev/null || true
   scripts/broker.sh down >/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
 echo "== 1. local broker"
-scripts/broker.sh up test-topic:6 dynamo-dead-letters:1 clicks:3 clicks-tagged:3 clicks-errors:1
+scripts/broker.sh up --local-topics
 
-echo "== 2. functions under cargo lambda watch (first build takes a few minutes)"
-cat > "$STATE/env" <<ENV
-KAFKA_BOOTSTRAP_SERVERS=$BROKER
-KAFKA_AUTH=none
-TOPIC_NAME=test-topic
-EVENT_NAMES=INSERT,MODIFY,REMOVE
-DEAD_LETTER_TOPIC=dynamo-dead-letters
-RESPONSE_TOPIC=clicks-tagged
-ERROR_TOPIC=clicks-errors
-ENRICH_IP=44.201.33.239
-ENRICHER_TOKEN=local-dev-token
-AWS_LAMBDA_LOG_FORMAT=JSON
-ENV
-setsid cargo-lambda lambda watch --invoke-port "$WATCH_PORT" --env-file "$STATE/env" \
-  >"$STATE/watch.log" 2>&1 &
-echo $! > "$STATE/watch.pid"
-for _ in $(seq 1 120); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$WATCH_PORT") 2>/dev/null && break
-  sleep 1
-done
+echo "== 2. functions under cargo lambda watch, with local.env"
+if [ "$BROKER" = "$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' local.env)" ]; then
+  scripts/watch.sh up
+else
+  scripts/watch.sh up --env-var "KAFKA_BOOTSTRAP_SERVERS=$BROKER"
+fi
+echo "   the first invocation of each function compiles it: about 1.5 min for the first"
+echo "   on two cores (a cold cargo registry adds a few minutes), seconds for the others"
 
 invoke() {
   local function=$1 file=$2
   echo
   echo "-- invoke $function with $file"
+  local started=$SECONDS
   cargo-lambda lambda invoke "$function" --invoke-port "$WATCH_PORT" --data-file "$file" \
     --output-format json 2>&1 | tee "$STATE/last.json" | head -c 2000
   echo
+  echo "   ($((SECONDS - started)) s)"
 }
 
 echo "== 3. invocations"
@@ -71,6 +58,7 @@ echo "== 4. what landed"
 .venv/bin/python scripts/show_topics.py "$BROKER" test-topic dynamo-dead-letters clicks-tagged clicks-errors
 echo
 echo "The kinesis logger's lines (from the watch log):"
-grep -h '"kinesis record"' "$STATE/watch.log" | head -5 || true
+scripts/watch.sh log | grep -h '"kinesis record"' | head -5 || true
 echo
+scripts/watch.sh log > "$STATE/watch.log"
 echo "demo done; full function logs in $STATE/watch.log"

@@ -6,7 +6,7 @@
 #   scripts/deny.sh licenses   only the named checks (advisories, bans,
 #                              licenses, sources)
 #
-# cargo-deny is installed from crates.io on first use (about 5 minutes to
+# cargo-deny is installed from crates.io on first use (about 2.5 minutes to
 # compile on two cores). The advisory database is a git repository on
 # GitHub, which some machines cannot reach: then advisories are skipped
 # with a note, or checked against the copy fetched earlier when there is one.
@@ -15,10 +15,19 @@ cd "$(dirname "$0")/.."
 
 CARGO_DENY_VERSION=0.20.2
 
+# `cargo install` puts binaries here; a fresh CARGO_HOME is not on PATH yet.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v cargo-deny >/dev/null 2>&1; then
-  echo "installing cargo-deny $CARGO_DENY_VERSION (once)"
+  echo "installing cargo-deny $CARGO_DENY_VERSION (once, about 2.5 min on two cores)"
   cargo install cargo-deny --locked --version "$CARGO_DENY_VERSION"
 fi
+
+# The checks below run offline, and cargo-deny reads the dependency graph of
+# every platform (deny.toml: targets = []), while a build downloads only the
+# host's crates. Without a fetch for all platforms, a machine with an empty
+# registry fails here on crates such as android_system_properties.
+echo "== cargo fetch (every platform's crates, for the offline checks)"
+cargo fetch --locked --quiet
 
 checks=("$@")
 [ ${#checks[@]} -gt 0 ] || checks=(advisories bans licenses sources)

@@ -53,8 +53,10 @@ if [ -z "${FUZZ_TOOLCHAIN:-}" ]; then
 fi
 cargo_fuzz=(cargo "+$FUZZ_TOOLCHAIN" fuzz)
 
+# `cargo install` puts binaries here; a fresh CARGO_HOME is not on PATH yet.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "installing cargo-fuzz $CARGO_FUZZ_VERSION (once)"
+  echo "installing cargo-fuzz $CARGO_FUZZ_VERSION (once, about 1.5 min on two cores)"
   cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
@@ -110,7 +112,7 @@ seed() {
 
 # --- build ------------------------------------------------------------------
 
-echo "== building fuzz targets (toolchain $FUZZ_TOOLCHAIN, sanitizer $sanitizer)"
+echo "== building fuzz targets (toolchain $FUZZ_TOOLCHAIN, sanitizer $sanitizer; the first build takes about 7 min on two cores)"
 build_start=$(date +%s)
 mkdir -p .tmp/fuzz
 if ! "${cargo_fuzz[@]}" build -s "$sanitizer" --target-dir "$target_dir" > .tmp/fuzz/build.log 2>&1; then

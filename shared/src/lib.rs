@@ -14,6 +14,7 @@
 //! | [`aws`] | SDK configuration, and bounded Secrets Manager reads (through the SDK, or without it from the Lambda environment) |
 //! | [`https`] | a small HTTPS client (hyper, rustls on `ring`) for calls outside the event |
 //! | [`telemetry`] | logging set-up (and log capture for tests) |
+//! | [`runtime_api`] | [`runtime_api::FunctionError`] (a stable `errorType` for Lambda) and start-up failures reported to the Runtime API |
 //!
 //! # Data flow
 //!
@@ -34,6 +35,7 @@ pub mod dynamodb;
 pub mod https;
 pub mod kafka;
 pub mod result;
+pub mod runtime_api;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -1,4 +1,5 @@
-//! Helpers for broker-backed tests (feature `test-util`).
+//! Helpers for broker-backed tests, and an HTTP stub for the endpoints a
+//! function calls outside Kafka (feature `test-util`).
 //!
 //! The broker comes from `KAFKA_TEST_BROKER` (`host:port`), which
 //! `make test` sets after starting the local broker. Tests that need it are
@@ -6,8 +7,10 @@
 //! than passing them vacuously; `make test` runs them with
 //! `--include-ignored`.
 
+mod http_stub;
 mod oauth_gate;
 
+pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
 pub use oauth_gate::{GateLog, OauthBearerGate};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -24,8 +24,9 @@ use aws_lambda_events::firehose::KinesisFirehoseResponse;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
 use base64::Engine as _;
 use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::kafka::tls::TlsError;
+use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -103,6 +104,18 @@ impl CallError {
         }
     }
 
+    /// The `errorType` Lambda records for this failure.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::UnrecognisedEvent => "Event.Unrecognised",
+            Self::Body(_) => "Event.BadBody",
+            Self::Batch(_) => "Event.BadDoubleCloudBatch",
+            Self::Firehose(_) => "Event.BadFirehoseBatch",
+            Self::Ip(_) => "Enrichment.IpUnavailable",
+            Self::Token(_) => "Auth.TokenUnavailable",
+        }
+    }
+
     /// What a Function-URL caller is told: its own input's faults in full,
     /// internal ones without detail.
     fn public_message(&self) -> String {
@@ -118,10 +131,10 @@ impl CallError {
 pub async fn function_handler(
     enricher: &Enricher,
     event: LambdaEvent<Value>,
-) -> Result<Response, Error> {
+) -> Result<Response, FunctionError> {
     handle(enricher, event).await.map_err(|e| {
-        tracing::error!(error = %e, "call failed");
-        Error::from(e)
+        tracing::error!(error = %e, error_type = e.error_type(), "call failed");
+        FunctionError::new(e.error_type(), e)
     })
 }
 

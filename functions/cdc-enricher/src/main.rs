@@ -1,23 +1,33 @@
 //! CDC enricher: wiring only; the logic is in the library's `handler`.
 
+use std::process::ExitCode;
+
 use cdc_enricher::auth::secrets_manager_reader;
 use cdc_enricher::config::Config;
 use cdc_enricher::handler::{function_handler, Enricher};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, LambdaEvent};
 use lambda_stream_kit::config::Env;
+use lambda_stream_kit::runtime_api;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     lambda_stream_kit::telemetry::init();
-    let config = Config::from_env(&Env::process())
-        .map_err(|e| format!("cdc-enricher configuration: {e}"))?;
-    let enricher = Enricher::new(config, secrets_manager_reader(Env::process()))
-        .map_err(|e| format!("cdc-enricher TLS set-up: {e}"))?;
+    let env = Env::process();
+    let config = match Config::from_env(&env) {
+        Ok(config) => config,
+        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
+    };
+    let enricher = match Enricher::new(config, secrets_manager_reader(Env::process())) {
+        Ok(enricher) => enricher,
+        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
+    };
     let enricher = &enricher;
-    run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            function_handler(enricher, event).await
-        },
-    ))
-    .await
+    runtime_api::loop_ended(
+        run(service_fn(
+            move |event: LambdaEvent<serde_json::Value>| async move {
+                function_handler(enricher, event).await
+            },
+        ))
+        .await,
+    )
 }

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use aws_lambda_events::streams::DynamoDbEventResponse;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::batch::dynamodb_response;
 use lambda_stream_kit::config::{ConfigError, Env};
 use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::dynamodb::{attribute_text, item_to_json};
 use lambda_stream_kit::kafka::{Delivery, KafkaConfig, KafkaProducer, OutgoingRecord};
+use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
@@ -140,11 +141,14 @@ pub async fn function_handler(
     producer: &KafkaProducer,
     config: &Config,
     event: LambdaEvent<StreamBatch>,
-) -> Result<DynamoDbEventResponse, Error> {
+) -> Result<DynamoDbEventResponse, FunctionError> {
     let started = Instant::now();
     let deadline = stop_by(&event.context, config.deadline_margin);
     let Some(records) = event.payload.records else {
-        return Err("the event has no Records list: is this a DynamoDB Streams event?".into());
+        return Err(FunctionError::new(
+            "Event.NotDynamoDbStream",
+            "the event has no Records list: is this a DynamoDB Streams event?",
+        ));
     };
     let mut planned: Vec<Planned<'_>> = records.iter().map(|raw| plan(raw, config)).collect();
     let mut statuses: Vec<Option<Status>> = planned.iter().map(|_| None).collect();
@@ -269,10 +273,12 @@ pub async fn function_handler(
             );
             Ok(dynamodb_response(Some(sequence_number)))
         }
-        None => Err(format!(
-            "record {index} failed ({reason}) and has no SequenceNumber to report; failing the whole batch"
-        )
-        .into()),
+        None => Err(FunctionError::new(
+            "Record.Unidentifiable",
+            format!(
+                "record {index} failed ({reason}) and has no SequenceNumber to report; failing the whole batch"
+            ),
+        )),
     }
 }
 

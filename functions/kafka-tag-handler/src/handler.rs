@@ -34,10 +34,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::batch::{KafkaEventResponse, KafkaFailures};
 use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord, ProduceOutcome};
+use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -105,13 +106,24 @@ pub enum HandlerError {
     },
 }
 
+impl HandlerError {
+    /// The `errorType` Lambda records for this failure.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::WrongShape(_) => "Event.Unrecognised",
+            Self::NoResponseTopic => "Config.NoResponseTopic",
+            Self::ConnectorRecord { .. } => "Record.Rejected",
+        }
+    }
+}
+
 /// Handles one invocation. The runtime reads the payload straight into a
 /// [`Payload`] (see [`crate::source`]).
 pub async fn function_handler(
     event: LambdaEvent<Payload>,
     app: &App,
     producer: &KafkaProducer,
-) -> Result<Answer, Error> {
+) -> Result<Answer, FunctionError> {
     let (payload, context) = event.into_parts();
     let tagged_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let answer = match payload {
@@ -131,8 +143,8 @@ pub async fn function_handler(
         ))),
     };
     answer.map_err(|e| {
-        tracing::error!(error = %e, "invocation failed");
-        e.into()
+        tracing::error!(error = %e, error_type = e.error_type(), "invocation failed");
+        FunctionError::new(e.error_type(), e)
     })
 }
 

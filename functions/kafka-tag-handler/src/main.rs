@@ -1,37 +1,41 @@
 //! Kafka tag handler: wiring only; the logic is in the library crate.
 
+use std::process::ExitCode;
+
 use kafka_tag_handler::config::Config;
 use kafka_tag_handler::rules::Tagger;
 use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, App};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{run, service_fn, LambdaEvent};
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
+use lambda_stream_kit::runtime_api::{self, FunctionError};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     lambda_stream_kit::telemetry::init();
-    let (app, producer) = setup(&Env::process()).map_err(|e| {
-        // Logged as text, so the init error names the variable or the
-        // rules file place in plain words.
-        tracing::error!(error = %e, "cannot start");
-        Error::from(e)
-    })?;
-    run(service_fn(|event: LambdaEvent<Payload>| {
-        function_handler(event, &app, &producer)
-    }))
-    .await
+    let env = Env::process();
+    let (app, producer) = match setup(&env) {
+        Ok(parts) => parts,
+        Err(error) => return runtime_api::init_failed(&env, error).await,
+    };
+    runtime_api::loop_ended(
+        run(service_fn(|event: LambdaEvent<Payload>| {
+            function_handler(event, &app, &producer)
+        }))
+        .await,
+    )
 }
 
-fn setup(env: &Env<'_>) -> Result<(App, KafkaProducer), String> {
-    let config = Config::from_env(env).map_err(|e| e.to_string())?;
-    let tagger = Tagger::load(&config.rules).map_err(|e| e.to_string())?;
-    let producer = KafkaProducer::new(KafkaConfig::from_env(env).map_err(|e| e.to_string())?);
+fn setup(env: &Env<'_>) -> Result<(App, KafkaProducer), FunctionError> {
+    let config = Config::from_env(env)?;
+    let tagger = Tagger::load(&config.rules)?;
+    let producer = KafkaProducer::new(KafkaConfig::from_env(env)?);
     tracing::info!(
         response_topic = config.response_topic.as_deref(),
         error_topic = config.error_topic.as_deref(),
         on_error = %config.on_error,
-        rules = ?config.rules,
+        rules = %config.rules,
         "configured"
     );
     Ok((App { config, tagger }, producer))

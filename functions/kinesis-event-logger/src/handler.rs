@@ -41,8 +41,9 @@
 
 use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine as _;
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::config::{ConfigError, Env};
+use lambda_stream_kit::runtime_api::FunctionError;
 use serde_json::Value;
 use tracing::Level;
 
@@ -108,6 +109,16 @@ pub enum BatchError {
     },
 }
 
+impl From<BatchError> for FunctionError {
+    fn from(error: BatchError) -> Self {
+        let error_type = match error {
+            BatchError::NotABatch => "Event.NotKinesisBatch",
+            BatchError::Unidentifiable { .. } => "Event.UnidentifiableRecord",
+        };
+        FunctionError::new(error_type, error)
+    }
+}
+
 /// Why a record cannot be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -145,7 +156,7 @@ pub struct BatchOutcome<'a> {
 pub async fn function_handler(
     event: LambdaEvent<Value>,
     config: &Config,
-) -> Result<KinesisEventResponse, Error> {
+) -> Result<KinesisEventResponse, FunctionError> {
     let outcome = log_batch(&event.payload, config)?;
     Ok(lambda_stream_kit::batch::kinesis_response(
         outcome.first_failed,

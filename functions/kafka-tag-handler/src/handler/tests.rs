@@ -43,7 +43,11 @@ fn short_context() -> Context {
     context
 }
 
-async fn invoke(payload: Value, app: &App, producer: &KafkaProducer) -> Result<Answer, Error> {
+async fn invoke(
+    payload: Value,
+    app: &App,
+    producer: &KafkaProducer,
+) -> Result<Answer, FunctionError> {
     let payload = Payload::from_value(&payload);
     function_handler(LambdaEvent::new(payload, short_context()), app, producer).await
 }

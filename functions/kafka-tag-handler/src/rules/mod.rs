@@ -64,8 +64,10 @@ mod template;
 mod url_parts;
 
 use std::borrow::Cow;
+use std::fmt;
 use std::path::PathBuf;
 
+use lambda_stream_kit::runtime_api::FunctionError;
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
@@ -93,6 +95,21 @@ pub enum RulesSource {
     Embedded,
     /// A file named by `TAG_RULES_FILE`.
     File(PathBuf),
+}
+
+impl fmt::Display for RulesSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("built-in rules/default.json"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl From<RulesError> for FunctionError {
+    fn from(error: RulesError) -> Self {
+        FunctionError::new("Config.TagRules", error)
+    }
 }
 
 /// Why the rules could not be loaded. Every variant names the file.

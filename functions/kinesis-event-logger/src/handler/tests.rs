@@ -50,7 +50,7 @@ fn b64(data: &[u8]) -> String {
 async fn invoke(
     event: Value,
     config: &Config,
-) -> (Result<KinesisEventResponse, Error>, Vec<Value>) {
+) -> (Result<KinesisEventResponse, FunctionError>, Vec<Value>) {
     let (result, logs) = capture(function_handler(
         LambdaEvent::new(event, Context::default()),
         config,
