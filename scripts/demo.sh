@@ -26,6 +26,10 @@ echo "== 1. local broker"
 scripts/broker.sh up test-topic:6 dynamo-dead-letters:1 clicks:3 clicks-tagged:3 clicks-errors:1
 
 echo "== 2. functions under cargo lambda watch (first build takes a few minutes)"
+# ENRICHER_TOKEN is an inline secret, refused in Lambda but accepted here:
+# cargo lambda watch sets AWS_LAMBDA_FUNCTION_NAME, not the variables that
+# mark a real Lambda environment (README, "Local-only secrets"). The token
+# is what events/cdc-function-url.json sends.
 cat > "$STATE/env" <<ENV
 KAFKA_BOOTSTRAP_SERVERS=$BROKER
 KAFKA_AUTH=none

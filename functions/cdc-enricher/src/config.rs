@@ -7,7 +7,7 @@
 //! | `ENRICH_IP_URL` | `https://ifconfig.me/ip` | where the public IP is fetched from (once per execution environment) |
 //! | `ENRICH_IP_TIMEOUT_MS` | `3000` | upper bound for that fetch (the invocation deadline bounds it too) |
 //! | `ENRICHER_TOKEN_SECRET_ARN` | unset | Secrets Manager secret holding the bearer token Function-URL callers must send |
-//! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs |
+//! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs only (refused in Lambda) |
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -66,6 +66,7 @@ impl Config {
             });
         }
 
+        env.local_only_secret("ENRICHER_TOKEN", "ENRICHER_TOKEN_SECRET_ARN")?;
         let token = match (
             env.optional("ENRICHER_TOKEN_SECRET_ARN"),
             env.optional("ENRICHER_TOKEN"),
@@ -163,6 +164,45 @@ mod tests {
         let config = Config::from_env(&env).unwrap();
         assert_eq!(config.token, TokenSource::Inline(Secret::new("s3cret")));
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn an_inline_token_is_refused_in_lambda_but_not_under_cargo_lambda_watch() {
+        let lambda = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "enricher"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ("ENRICHER_TOKEN", "hunter2-SECRET"),
+        ];
+        let err = Config::from_env(&Env::from_pairs(&lambda)).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::LocalOnly {
+                name: "ENRICHER_TOKEN",
+                instead: "ENRICHER_TOKEN_SECRET_ARN"
+            }
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let watch = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "cdc-enricher"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9000"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("ENRICHER_TOKEN", "local-dev-token"),
+        ];
+        assert_eq!(
+            Config::from_env(&Env::from_pairs(&watch)).unwrap().token,
+            TokenSource::Inline(Secret::new("local-dev-token"))
+        );
+
+        let mut with_arn = lambda[..2].to_vec();
+        with_arn.push((
+            "ENRICHER_TOKEN_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+        ));
+        assert!(matches!(
+            Config::from_env(&Env::from_pairs(&with_arn)).unwrap().token,
+            TokenSource::SecretArn(_)
+        ));
     }
 
     #[test]
