@@ -15,6 +15,7 @@ use crate::ip::tests::{ip_server, Reply};
 
 const SAMPLE_IP: &str = "44.201.33.239";
 const DEV_TOKEN: &str = "local-dev-token";
+const NO_TOKEN_CHECK: (&str, &str) = ("ENRICHER_AUTH", "none");
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,9 +38,9 @@ fn enricher(pairs: &[(&str, &str)]) -> Enricher {
     Enricher::new(config, no_secrets()).unwrap()
 }
 
-/// The sample's IP fixed, no token.
+/// The sample's IP fixed, no token check (`ENRICHER_AUTH=none`).
 fn sample_enricher() -> Enricher {
-    enricher(&[("ENRICH_IP", SAMPLE_IP)])
+    enricher(&[("ENRICH_IP", SAMPLE_IP), NO_TOKEN_CHECK])
 }
 
 async fn call(enricher: &Enricher, payload: Value) -> Result<Value, CallError> {
@@ -128,7 +129,7 @@ async fn commit_time_survives_exactly_in_the_serialized_text() {
 #[tokio::test]
 async fn the_empty_probe_is_answered_in_kind_without_needing_the_ip() {
     // The IP URL points nowhere: the probe must not try it.
-    let enricher = enricher(&[("ENRICH_IP_URL", "http://127.0.0.1:9/ip")]);
+    let enricher = enricher(&[("ENRICH_IP_URL", "http://127.0.0.1:9/ip"), NO_TOKEN_CHECK]);
     let response = call(&enricher, fixture("events/cdc-probe.json"))
         .await
         .unwrap();
@@ -372,7 +373,7 @@ async fn an_unavailable_ip_fails_the_whole_call_and_a_later_call_fetches_again()
         Reply::Body(" 44.201.33.239\n"),
     ])
     .await;
-    let enricher = enricher(&[("ENRICH_IP_URL", url.as_str())]);
+    let enricher = enricher(&[("ENRICH_IP_URL", url.as_str()), NO_TOKEN_CHECK]);
 
     let err = call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
         .await
@@ -418,6 +419,7 @@ async fn a_silent_ip_service_times_out_and_fails_the_call() {
     let enricher = enricher(&[
         ("ENRICH_IP_URL", url.as_str()),
         ("ENRICH_IP_TIMEOUT_MS", "150"),
+        NO_TOKEN_CHECK,
     ]);
     let err = call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
         .await
