@@ -333,7 +333,7 @@ def cold_section(out, summary, chart):
              "listens, and events that need no broker (`events/dynamodb-modify.json`, skipped by the "
              "default `EVENT_NAMES`; the connector array `events/kafka-connector.json`, answered in "
              "place, with `ON_ERROR=log` because its third record is not a page visit); the enricher "
-             "gets `ENRICH_IP`. Spawning from Python (fork and exec) is inside every figure, the "
+             "gets `ENRICH_IP` and `ENRICHER_AUTH=none` (its events come directly, not through the URL). Spawning from Python (fork and exec) is inside every figure, the "
              "peer's too. One more run per function under `strace -f -e trace=connect` lists every "
              "connection it opened up to its first answer: nothing but the emulator means init and "
              "the first invocation touched no broker, no metadata service and no other network.", "",

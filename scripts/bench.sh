@@ -142,7 +142,7 @@ declare -A RSS_EVENT=(
 declare -A RSS_ENV=(
   [dynamo-stream-producer]="KAFKA_BOOTSTRAP_SERVERS=$BROKER TOPIC_NAME=bench-rss-producer-$STAMP"
   [kinesis-event-logger]="LOG_DATA_MAX_BYTES=8192"
-  [cdc-enricher]="ENRICH_IP=44.201.33.239"
+  [cdc-enricher]="ENRICH_IP=44.201.33.239 ENRICHER_AUTH=none"
   [kafka-tag-handler]="KAFKA_BOOTSTRAP_SERVERS=$BROKER RESPONSE_TOPIC=bench-rss-tagged-$STAMP"
 )
 for fn in "${FUNCTIONS[@]}"; do

@@ -2,8 +2,9 @@
 //! event (Function URL envelope, bare DoubleCloud batch, Firehose event,
 //! anything else), with a fixed enrichment IP so nothing is fetched.
 //!
-//! Two enrichers run on every input: one without a caller token and one
-//! that requires `Bearer local-dev-token` (the token of the Function-URL
+//! Two enrichers run on every input: one with the token check turned off
+//! (`ENRICHER_AUTH=none`, what `TokenSource::None` stands for) and one that
+//! requires `Bearer local-dev-token` (the token of the Function-URL
 //! fixture). Invariants:
 //! * the event's shape picks the answer's kind, as the module doc's table
 //!   says, and anything else is `UnrecognisedEvent`;

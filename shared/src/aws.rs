@@ -236,8 +236,14 @@ impl SecretsManager {
             #[serde(rename = "SecretString")]
             secret_string: Option<String>,
         }
-        let answer: Answer = serde_json::from_slice(&answer)
-            .map_err(|e| self.failed(format!("the answer is not GetSecretValue's JSON: {e}")))?;
+        // The answer holds the secret: the parse error is described by its
+        // position only, so no part of the secret can reach a log line.
+        let answer: Answer = serde_json::from_slice(&answer).map_err(|e| {
+            self.failed(format!(
+                "the answer is not GetSecretValue's JSON: {}",
+                crate::redact::json_error(&e)
+            ))
+        })?;
         answer
             .secret_string
             .map(Secret::new)
@@ -679,6 +685,20 @@ mod tests {
             count += 1;
         }
         assert_eq!(count, 5, "three attempts, then one each");
+    }
+
+    #[tokio::test]
+    async fn an_answer_of_the_wrong_shape_is_reported_without_quoting_it() {
+        // serde_json would say: invalid type: integer `4815162342`,
+        // expected a string: the secret itself.
+        let (url, _requests) =
+            fake_secrets_manager(vec![(200, r#"{"Name":"t","SecretString":4815162342}"#)]).await;
+        let reader = SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL", &url)])).unwrap();
+        let err = reader.secret_string("t", later()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("not GetSecretValue's JSON"), "{text}");
+        assert!(text.contains("data error at line 1"), "{text}");
+        assert!(!text.contains("4815162342"), "{text}");
     }
 
     #[tokio::test]

@@ -31,6 +31,25 @@ pub enum ConfigError {
     /// Two variables contradict each other, or one needs another.
     #[error("{0}")]
     Conflict(String),
+    /// A variable meant for local runs only (an inline secret) is set in a
+    /// Lambda execution environment.
+    #[error("{name} is for local runs only and is refused in Lambda; put the value in Secrets Manager and set {instead} to its ARN")]
+    LocalOnly {
+        /// The local-only variable.
+        name: &'static str,
+        /// The variable to use instead.
+        instead: &'static str,
+    },
+    /// None of a set of alternative variables is set.
+    #[error("{name} must be set (or {alternative}, {purpose})")]
+    MissingOneOf {
+        /// The usual variable.
+        name: &'static str,
+        /// The variable that can stand in for it.
+        alternative: &'static str,
+        /// What the alternative does instead, in a few words.
+        purpose: &'static str,
+    },
 }
 
 type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + Send + Sync + 'a>;
@@ -116,6 +135,42 @@ impl Env<'_> {
         }
     }
 
+    /// Whether this is a real Lambda execution environment, as opposed to a
+    /// local run: plain `cargo run`, tests, or an emulator such as
+    /// `cargo lambda watch`.
+    ///
+    /// The rule: `AWS_LAMBDA_FUNCTION_NAME` is set, and so is
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE` or `AWS_EXECUTION_ENV`. The function
+    /// name alone is not enough: `cargo lambda watch` sets it (with
+    /// `AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_VERSION` and
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`) but neither of the other two.
+    /// Lambda sets `AWS_LAMBDA_INITIALIZATION_TYPE` (`on-demand`,
+    /// `provisioned-concurrency`, …) in every runtime, and reserves it, so a
+    /// function's configuration cannot unset it; `AWS_EXECUTION_ENV` is only
+    /// set by the managed runtimes, not by `provided.al2023`, and is accepted
+    /// as a second sign.
+    pub fn in_lambda(&self) -> bool {
+        self.optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            && (self.optional("AWS_LAMBDA_INITIALIZATION_TYPE").is_some()
+                || self.optional("AWS_EXECUTION_ENV").is_some())
+    }
+
+    /// Refuses `name`, a secret given inline, when running in Lambda
+    /// ([`Env::in_lambda`]): a secret in a function's environment is readable
+    /// by everyone who can read its configuration, and lands in deployment
+    /// templates and logs of the deployment tools. `instead` names the
+    /// variable that holds a Secrets Manager ARN.
+    pub fn local_only_secret(
+        &self,
+        name: &'static str,
+        instead: &'static str,
+    ) -> Result<(), ConfigError> {
+        if self.in_lambda() && self.optional(name).is_some() {
+            return Err(ConfigError::LocalOnly { name, instead });
+        }
+        Ok(())
+    }
+
     /// Splits a comma-separated list, dropping blank entries; `None` when unset.
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
         self.optional(name).map(|v| {
@@ -194,6 +249,54 @@ mod tests {
             Some(vec!["a".into(), "b".into(), "c".into()])
         );
         assert_eq!(env.list("none"), None);
+    }
+
+    #[test]
+    fn only_a_function_name_with_a_lambda_only_variable_counts_as_lambda() {
+        let name = ("AWS_LAMBDA_FUNCTION_NAME", "f");
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            // What `cargo lambda watch` sets.
+            (
+                &[
+                    name,
+                    ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9000"),
+                    ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+                    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096"),
+                ],
+                false,
+            ),
+            (
+                &[name, ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")],
+                true,
+            ),
+            (&[name, ("AWS_EXECUTION_ENV", "AWS_Lambda_java21")], true),
+            (&[("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")], false),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(Env::from_pairs(pairs).in_lambda(), *expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn a_local_only_secret_is_refused_in_lambda_naming_the_arn_variable() {
+        let lambda = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ("PASSWORD", "p"),
+        ];
+        let err = Env::from_pairs(&lambda)
+            .local_only_secret("PASSWORD", "PASSWORD_SECRET_ARN")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PASSWORD is for local runs only and is refused in Lambda; \
+             put the value in Secrets Manager and set PASSWORD_SECRET_ARN to its ARN"
+        );
+        let emulator = Env::from_pairs(&[("AWS_LAMBDA_FUNCTION_NAME", "f"), ("PASSWORD", "p")]);
+        assert_eq!(emulator.local_only_secret("PASSWORD", "X"), Ok(()));
+        let unset = Env::from_pairs(&lambda[..2]);
+        assert_eq!(unset.local_only_secret("PASSWORD", "X"), Ok(()));
     }
 
     #[test]

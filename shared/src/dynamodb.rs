@@ -31,12 +31,14 @@ pub const MAX_DEPTH: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UnmarshalError {
-    /// An `N` (or an `NS` member) that is not a decimal number.
-    #[error("attribute {path} has N value {value:?}, which is not a number")]
+    /// An `N` (or an `NS` member) that is not a decimal number. The message
+    /// names the attribute but does not quote the value: it is item data,
+    /// and the message goes into logs and dead-letter headers.
+    #[error("attribute {path} has an N value that is not a number")]
     InvalidNumber {
         /// Dotted path to the attribute, e.g. `price` or `items[2].qty`.
         path: String,
-        /// The text that was sent.
+        /// The text that was sent (never part of the message).
         value: String,
     },
     /// Nested deeper than [`MAX_DEPTH`].
@@ -364,6 +366,15 @@ mod tests {
             assert!(normalize_number(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(item_to_json(&item(r#"{"ns": {"NS": ["1", "x"]}}"#)).is_err());
+    }
+
+    #[test]
+    fn the_message_for_a_non_number_does_not_quote_the_value() {
+        let err = item_to_json(&item(r#"{"pin": {"N": "hunter2-SECRET"}}"#)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "attribute pin has an N value that is not a number"
+        );
     }
 
     #[test]

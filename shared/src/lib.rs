@@ -8,6 +8,7 @@
 //! | [`config`] | [`config::Env`], typed reads of environment variables, [`config::Secret`] |
 //! | [`kafka`] | connection settings, MSK IAM and SCRAM/PLAIN auth, TLS, the Java-compatible partitioner and the batched producer |
 //! | [`dynamodb`] | `AttributeValue` maps to exact JSON |
+//! | [`redact`] | error descriptions that never quote the input (serde_json errors by category and position) |
 //! | [`result`] | the `Ok` / `Dropped` / `ProcessingFailed` / `Split` model and its DoubleCloud and Firehose wire forms |
 //! | [`batch`] | partial batch responses for streams and Kafka |
 //! | [`deadline`] | the invocation deadline as a budget for network calls |
@@ -34,6 +35,7 @@ pub mod deadline;
 pub mod dynamodb;
 pub mod https;
 pub mod kafka;
+pub mod redact;
 pub mod result;
 pub mod runtime_api;
 pub mod telemetry;

@@ -88,8 +88,9 @@ impl From<FunctionError> for lambda_runtime::Diagnostic {
 impl From<ConfigError> for FunctionError {
     fn from(error: ConfigError) -> Self {
         let error_type = match error {
-            ConfigError::Missing { .. } => "Config.Missing",
+            ConfigError::Missing { .. } | ConfigError::MissingOneOf { .. } => "Config.Missing",
             ConfigError::Invalid { .. } => "Config.Invalid",
+            ConfigError::LocalOnly { .. } => "Config.LocalOnly",
             _ => "Config.Conflict",
         };
         Self::new(error_type, error)

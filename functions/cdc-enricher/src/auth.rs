@@ -11,6 +11,11 @@
 //!
 //! Direct invocations are authorised by IAM before they reach the function,
 //! so they are never checked here.
+//!
+//! There is no token only when the configuration says so
+//! (`ENRICHER_AUTH=none`, [`TokenSource::None`]): without a token and
+//! without that opt-out the function refuses to start rather than let every
+//! Function-URL caller in.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -6,8 +6,14 @@
 //! | `ENRICH_IP` | unset | the enrichment IP; when set, nothing is fetched |
 //! | `ENRICH_IP_URL` | `https://ifconfig.me/ip` | where the public IP is fetched from (once per execution environment) |
 //! | `ENRICH_IP_TIMEOUT_MS` | `3000` | upper bound for that fetch (the invocation deadline bounds it too) |
+//! | `ENRICHER_AUTH` | `token` | `token`: Function-URL callers must send the bearer token from one of the two variables below; `none`: no token check |
 //! | `ENRICHER_TOKEN_SECRET_ARN` | unset | Secrets Manager secret holding the bearer token Function-URL callers must send |
-//! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs |
+//! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs only (refused in Lambda) |
+//!
+//! The function never fails open: without a token it refuses to start
+//! unless `ENRICHER_AUTH=none` says that the Function URL needs no token
+//! (its auth type is `AWS_IAM`, or there is no URL and the function is only
+//! invoked directly or by Firehose, both authorised by IAM).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,8 +30,9 @@ pub const DEFAULT_IP_TIMEOUT_MS: u64 = 3_000;
 /// Where the bearer token that Function-URL callers must present comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// No token: Function-URL calls are not checked (the URL's own auth
-    /// type, e.g. `AWS_IAM`, is then the only gate).
+    /// No token, chosen explicitly with `ENRICHER_AUTH=none`: Function-URL
+    /// calls are not checked (the URL's own auth type, `AWS_IAM`, is then
+    /// the only gate).
     None,
     /// The token itself (`ENRICHER_TOKEN`), for local runs.
     Inline(Secret),
@@ -66,27 +73,59 @@ impl Config {
             });
         }
 
-        let token = match (
-            env.optional("ENRICHER_TOKEN_SECRET_ARN"),
-            env.optional("ENRICHER_TOKEN"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::Conflict(
-                    "set ENRICHER_TOKEN_SECRET_ARN or ENRICHER_TOKEN, not both".into(),
-                ))
-            }
-            (Some(arn), None) => TokenSource::SecretArn(arn),
-            (None, Some(token)) => TokenSource::Inline(Secret::new(token)),
-            (None, None) => TokenSource::None,
-        };
-
         Ok(Self {
             output_table: env.optional("OUTPUT_TABLE"),
             enrich_ip: parse_ip(env)?,
             enrich_ip_url,
-            token,
+            token: token_source(env)?,
             ip_timeout: Duration::from_millis(timeout_ms),
         })
+    }
+}
+
+/// `ENRICHER_AUTH` and the token variables. Blank values count as unset
+/// ([`Env::optional`]), so an empty token is no token and cannot open the
+/// gate to every caller.
+fn token_source(env: &Env<'_>) -> Result<TokenSource, ConfigError> {
+    env.local_only_secret("ENRICHER_TOKEN", "ENRICHER_TOKEN_SECRET_ARN")?;
+    let check_token = match env.optional("ENRICHER_AUTH") {
+        None => true,
+        Some(mode) => match mode.to_ascii_lowercase().as_str() {
+            "token" => true,
+            "none" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "ENRICHER_AUTH",
+                    value: mode,
+                    reason: "expected token or none".into(),
+                })
+            }
+        },
+    };
+    let arn = env.optional("ENRICHER_TOKEN_SECRET_ARN");
+    let inline = env.optional("ENRICHER_TOKEN");
+    if !check_token {
+        return match (&arn, &inline) {
+            (None, None) => Ok(TokenSource::None),
+            _ => Err(ConfigError::Conflict(
+                "ENRICHER_AUTH=none turns the token check off, but ENRICHER_TOKEN_SECRET_ARN \
+                 or ENRICHER_TOKEN is set: unset the token, or set ENRICHER_AUTH=token"
+                    .into(),
+            )),
+        };
+    }
+    match (arn, inline) {
+        (Some(_), Some(_)) => Err(ConfigError::Conflict(
+            "set ENRICHER_TOKEN_SECRET_ARN or ENRICHER_TOKEN, not both".into(),
+        )),
+        (Some(arn), None) => Ok(TokenSource::SecretArn(arn)),
+        (None, Some(token)) => Ok(TokenSource::Inline(Secret::new(token))),
+        (None, None) => Err(ConfigError::Conflict(
+            "no caller token: set ENRICHER_TOKEN_SECRET_ARN (or ENRICHER_TOKEN for local runs), \
+             or set ENRICHER_AUTH=none when the Function URL's auth type is AWS_IAM \
+             or the function has no Function URL"
+                .into(),
+        )),
     }
 }
 
@@ -120,8 +159,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_fetch_from_ifconfig_me_without_a_token() {
-        let config = Config::from_env(&Env::from_pairs::<&str, &str>(&[])).unwrap();
+    fn defaults_fetch_from_ifconfig_me() {
+        let config = Config::from_env(&Env::from_pairs(&[("ENRICHER_AUTH", "none")])).unwrap();
         assert_eq!(
             config,
             Config {
@@ -163,6 +202,94 @@ mod tests {
         let config = Config::from_env(&env).unwrap();
         assert_eq!(config.token, TokenSource::Inline(Secret::new("s3cret")));
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn without_a_token_or_an_explicit_none_it_refuses_to_start() {
+        for pairs in [
+            &[][..],
+            &[("ENRICHER_TOKEN", "")][..],
+            &[("ENRICHER_TOKEN", "   "), ("ENRICHER_AUTH", "token")][..],
+            &[("ENRICHER_TOKEN_SECRET_ARN", "")][..],
+        ] {
+            let err = Config::from_env(&Env::from_pairs(pairs)).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, ConfigError::Conflict(_)), "{pairs:?}: {text}");
+            for name in [
+                "ENRICHER_TOKEN_SECRET_ARN",
+                "ENRICHER_TOKEN",
+                "ENRICHER_AUTH=none",
+            ] {
+                assert!(text.contains(name), "{pairs:?}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn enricher_auth_none_turns_the_check_off_and_takes_no_token() {
+        let config = Config::from_env(&Env::from_pairs(&[("ENRICHER_AUTH", "NONE")])).unwrap();
+        assert_eq!(config.token, TokenSource::None);
+        for token in ["ENRICHER_TOKEN", "ENRICHER_TOKEN_SECRET_ARN"] {
+            let err =
+                Config::from_env(&Env::from_pairs(&[("ENRICHER_AUTH", "none"), (token, "x")]))
+                    .unwrap_err();
+            assert!(matches!(err, ConfigError::Conflict(_)), "{err}");
+            assert!(err.to_string().contains("ENRICHER_AUTH=none"), "{err}");
+        }
+    }
+
+    #[test]
+    fn enricher_auth_token_is_the_default_and_other_values_are_rejected() {
+        let env = Env::from_pairs(&[("ENRICHER_AUTH", "token"), ("ENRICHER_TOKEN", "t")]);
+        assert_eq!(
+            Config::from_env(&env).unwrap().token,
+            TokenSource::Inline(Secret::new("t"))
+        );
+        let err = Config::from_env(&Env::from_pairs(&[("ENRICHER_AUTH", "iam")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ENRICHER_AUTH=\"iam\" is invalid"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_inline_token_is_refused_in_lambda_but_not_under_cargo_lambda_watch() {
+        let lambda = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "enricher"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ("ENRICHER_TOKEN", "hunter2-SECRET"),
+        ];
+        let err = Config::from_env(&Env::from_pairs(&lambda)).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::LocalOnly {
+                name: "ENRICHER_TOKEN",
+                instead: "ENRICHER_TOKEN_SECRET_ARN"
+            }
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        let watch = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "cdc-enricher"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9000"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("ENRICHER_TOKEN", "local-dev-token"),
+        ];
+        assert_eq!(
+            Config::from_env(&Env::from_pairs(&watch)).unwrap().token,
+            TokenSource::Inline(Secret::new("local-dev-token"))
+        );
+
+        let mut with_arn = lambda[..2].to_vec();
+        with_arn.push((
+            "ENRICHER_TOKEN_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:t",
+        ));
+        assert!(matches!(
+            Config::from_env(&Env::from_pairs(&with_arn)).unwrap().token,
+            TokenSource::SecretArn(_)
+        ));
     }
 
     #[test]

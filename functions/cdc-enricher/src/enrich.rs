@@ -22,6 +22,7 @@
 
 use std::fmt;
 
+use lambda_stream_kit::redact::{json_error, JsonErrorSummary};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
@@ -55,8 +56,9 @@ pub enum LineError {
     BadData {
         /// The line number.
         line: usize,
-        /// The JSON parser's complaint (positions only, never content).
-        reason: String,
+        /// The JSON parser's complaint, by category and position only:
+        /// serde_json's own message would quote the data.
+        reason: JsonErrorSummary,
     },
 }
 
@@ -93,7 +95,7 @@ pub fn parse_line(line: &str, line_number: usize) -> Result<EnrichedEvent, LineE
         Some(text) if !text.is_empty() => {
             serde_json::from_str::<DataFields>(&text).map_err(|e| LineError::BadData {
                 line: line_number,
-                reason: e.to_string(),
+                reason: json_error(&e),
             })?
         }
         _ => DataFields {
@@ -286,6 +288,24 @@ mod tests {
                 "{data}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_data_parameter_is_described_without_quoting_it() {
+        // serde_json would say: invalid type: string "hunter2-SECRET",
+        // expected a JSON object.
+        let err = parse_line("ts=1&data=\"hunter2-SECRET\"", 3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 3: data parameter is not a JSON object: \
+             unexpected JSON (data error at line 1, column 16)"
+        );
+        let err = parse_line("ts=1&data={\"appid\":hunter2}", 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: data parameter is not a JSON object: \
+             invalid JSON (syntax error at line 1, column 10)"
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ use base64::Engine as _;
 use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::kafka::tls::TlsError;
+use lambda_stream_kit::redact::json_error;
 use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Serialize;
 use serde_json::Value;
@@ -275,7 +276,8 @@ fn body_json(request: &mut Value) -> Result<Value, CallError> {
     } else {
         serde_json::from_str(&body)
     };
-    parsed.map_err(|e| CallError::Body(format!("is not JSON: {e}")))
+    // The caller is told where, not what: the message goes to the log too.
+    parsed.map_err(|e| CallError::Body(format!("is not JSON: {}", json_error(&e))))
 }
 
 fn error_response(error: &CallError) -> LambdaFunctionUrlResponse {

@@ -213,7 +213,11 @@ pub(crate) mod tests {
     }
 
     fn source(url: &str, timeout_ms: &str) -> IpSource {
-        let env = Env::from_pairs(&[("ENRICH_IP_URL", url), ("ENRICH_IP_TIMEOUT_MS", timeout_ms)]);
+        let env = Env::from_pairs(&[
+            ("ENRICH_IP_URL", url),
+            ("ENRICH_IP_TIMEOUT_MS", timeout_ms),
+            ("ENRICHER_AUTH", "none"),
+        ]);
         IpSource::new(&Config::from_env(&env).unwrap()).unwrap()
     }
 
@@ -248,7 +252,11 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_configured_ip_is_used_without_any_request() {
         let (url, count) = ip_server(vec![Reply::Body("1.1.1.1")]).await;
-        let env = Env::from_pairs(&[("ENRICH_IP_URL", url.as_str()), ("ENRICH_IP", "10.0.0.1")]);
+        let env = Env::from_pairs(&[
+            ("ENRICH_IP_URL", url.as_str()),
+            ("ENRICH_IP", "10.0.0.1"),
+            ("ENRICHER_AUTH", "none"),
+        ]);
         let ips = IpSource::new(&Config::from_env(&env).unwrap()).unwrap();
         assert_eq!(
             ips.get(later()).await.unwrap(),

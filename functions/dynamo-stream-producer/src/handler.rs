@@ -27,6 +27,7 @@ use lambda_stream_kit::config::{ConfigError, Env};
 use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::dynamodb::{attribute_text, item_to_json};
 use lambda_stream_kit::kafka::{Delivery, KafkaConfig, KafkaProducer, OutgoingRecord};
+use lambda_stream_kit::redact::json_error;
 use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -309,7 +310,9 @@ fn log_ack(topic: &str, delivery: Delivery, p: &Planned<'_>) {
 fn plan<'a>(raw: &'a RawValue, config: &Config) -> Planned<'a> {
     let record = match serde_json::from_str::<EventRecord>(raw.get()) {
         Ok(record) => record,
-        Err(e) => return unparseable(raw, format!("record does not parse: {e}")),
+        // Position only: the reason goes into the log and the dlq-reason
+        // header, and serde_json's message would quote the item's values.
+        Err(e) => return unparseable(raw, format!("record does not parse: {}", json_error(&e))),
     };
     let sequence_number = record.change.sequence_number.clone();
     let mut planned = Planned {
@@ -573,7 +576,11 @@ mod tests {
         assert!(err.contains("no NewImage"), "{err}");
         let bad_number = insert("x", r#","price":{"N":"twelve"}"#);
         let err = build_record(&record(&bad_number), &config(&[])).unwrap_err();
-        assert!(err.contains("price") && err.contains("twelve"), "{err}");
+        assert!(
+            err.contains("price") && err.contains("not a number"),
+            "{err}"
+        );
+        assert!(!err.contains("twelve"), "the value is data: {err}");
     }
 
     #[test]
@@ -591,8 +598,71 @@ mod tests {
         );
         let letter = dead_letter(&p, &config(&[]));
         assert_eq!(letter.value.as_deref(), Some(raw.get().as_bytes()));
-        assert!(String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]).contains("base64"));
+        assert_eq!(
+            String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]),
+            "record does not parse: unexpected JSON (data error at line 1, column 100)"
+        );
         assert_eq!(letter.headers[header::SEQUENCE_NUMBER], b"900");
+    }
+
+    /// A record serde_json cannot read, whose error message would quote
+    /// the value: `invalid type: string "hunter2-SECRET", expected a boolean`.
+    fn record_with_secret() -> Box<RawValue> {
+        RawValue::from_string(
+            r#"{"awsRegion":"us-east-1","eventID":"e7","eventName":"INSERT","dynamodb":{"Keys":{"id":{"S":"k"}},"NewImage":{"id":{"S":"k"},"ok":{"BOOL":"hunter2-SECRET"}},"SequenceNumber":"700","SizeBytes":1}}"#.to_owned(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bad_value_is_not_quoted_in_the_dlq_reason() {
+        let raw = record_with_secret();
+        let err = serde_json::from_str::<EventRecord>(raw.get()).unwrap_err();
+        assert!(
+            err.to_string().contains("hunter2-SECRET"),
+            "serde_json quotes it: {err}"
+        );
+        let cfg = config(&[("DEAD_LETTER_TOPIC", "dead")]);
+        let p = plan(&raw, &cfg);
+        let letter = dead_letter(&p, &cfg);
+        assert_eq!(
+            String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]),
+            "record does not parse: unexpected JSON (data error at line 1, column 153)"
+        );
+        for (name, value) in &letter.headers {
+            assert!(
+                !String::from_utf8_lossy(value).contains("hunter2"),
+                "header {name}"
+            );
+        }
+        // The value is the record as it came: what a replay needs.
+        assert_eq!(letter.value.as_deref(), Some(raw.get().as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn a_bad_value_is_not_quoted_in_log_lines() {
+        let batch = StreamBatch {
+            records: Some(vec![record_with_secret()]),
+        };
+        let (result, logs) = lambda_stream_kit::telemetry::capture(function_handler(
+            &KafkaProducer::new(config(&[]).kafka),
+            &config(&[]),
+            LambdaEvent::new(batch, Context::default()),
+        ))
+        .await;
+        let reported: Vec<_> = result
+            .unwrap()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(reported, vec![Some("700".to_owned())]);
+        assert!(
+            logs.text().contains("record does not parse"),
+            "{}",
+            logs.text()
+        );
+        assert!(!logs.text().contains("hunter2"), "{}", logs.text());
     }
 
     #[tokio::test]
@@ -685,11 +755,17 @@ mod tests {
             ),
             (
                 "dynamodb-invalid-base64.json",
-                Reported("5000000000000000000000000003", "base64"),
+                Reported(
+                    "5000000000000000000000000003",
+                    "record does not parse: unexpected JSON (data error",
+                ),
             ),
             (
                 "dynamodb-bad-number.json",
-                Reported("5000000000000000000000000004", "twelve"),
+                Reported(
+                    "5000000000000000000000000004",
+                    "attribute price has an N value that is not a number",
+                ),
             ),
             (
                 "dynamodb-deep-nesting.json",

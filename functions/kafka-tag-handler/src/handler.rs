@@ -28,7 +28,8 @@
 //! gains `source-topic`, `source-partition` and `source-offset` headers
 //! (decimal text; they replace source headers of the same name). A dead
 //! letter is the source record as it came, with the same source headers plus
-//! `error-kind` and `error-message`. Kafka allows repeated header names, the
+//! `error-kind` and `error-message` (which never quotes the record: a JSON
+//! error gives its category and position only). Kafka allows repeated header names, the
 //! shared producer's record does not: of repeated names the last one is kept.
 
 use std::collections::{BTreeMap, BTreeSet};

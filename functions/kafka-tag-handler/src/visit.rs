@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use lambda_stream_kit::redact::json_error;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -232,17 +233,20 @@ fn scan(raw: &[u8]) -> Result<Found<'_>, BadRecord> {
     let found = deserializer
         .deserialize_map(FoundVisitor)
         .map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => {
-                BadRecord::new(ErrorKind::NotAPageVisit, format!("not a JSON object: {e}"))
-            }
+            serde_json::error::Category::Data => BadRecord::new(
+                ErrorKind::NotAPageVisit,
+                format!("not a JSON object: {}", json_error(&e)),
+            ),
             _ => not_json(e),
         })?;
     deserializer.end().map_err(not_json)?;
     Ok(found)
 }
 
+/// The message goes into log lines, `error-message` headers and connector
+/// answers, so it gives the parser's position, never its quote of the value.
 fn not_json(e: serde_json::Error) -> BadRecord {
-    BadRecord::new(ErrorKind::NotJson, format!("not JSON: {e}"))
+    BadRecord::new(ErrorKind::NotJson, json_error(&e).to_string())
 }
 
 fn type_name(value: &Value) -> &'static str {

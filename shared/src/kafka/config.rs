@@ -8,7 +8,7 @@
 //! | `KAFKA_TLS` | `true` / `false` | `false` for `none`, else `true` |
 //! | `KAFKA_TLS_CA_FILE` | extra PEM CA to trust (private CAs, tests) | public roots only |
 //! | `KAFKA_SECRET_ARN` | Secrets Manager secret `{"username","password"}` for SCRAM/PLAIN | — |
-//! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials | — |
+//! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials; `KAFKA_PASSWORD` is refused in Lambda ([`crate::config::Env::in_lambda`]) | — |
 //! | `KAFKA_MAX_MESSAGE_BYTES` | largest record accepted, and the size of one produce batch | 1048576 (MSK's default) |
 //! | `KAFKA_CLIENT_ID` | client id sent to the broker | the function name |
 //! | `AWS_REGION` | signing region for IAM (falls back to the ARN's region) | — |
@@ -120,6 +120,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 impl KafkaConfig {
     /// Reads the settings; see the module doc for the variables.
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        // Refused whatever the auth mode: set at all, the password sits in
+        // the function's configuration for anyone who can read it.
+        env.local_only_secret("KAFKA_PASSWORD", "KAFKA_SECRET_ARN")?;
         let bootstrap = match (
             env.list("KAFKA_BOOTSTRAP_SERVERS"),
             env.optional("MSK_CLUSTER_ARN"),
@@ -132,8 +135,10 @@ impl KafkaConfig {
                 ))
             }
             _ => {
-                return Err(ConfigError::Missing {
+                return Err(ConfigError::MissingOneOf {
                     name: "KAFKA_BOOTSTRAP_SERVERS",
+                    alternative: "MSK_CLUSTER_ARN",
+                    purpose: "to discover the brokers",
                 })
             }
         };
@@ -380,6 +385,77 @@ mod tests {
             let err = KafkaConfig::from_env(&Env::from_pairs(pairs)).unwrap_err();
             assert!(err.to_string().contains(name), "{err} should name {name}");
         }
+    }
+
+    #[test]
+    fn without_brokers_the_error_names_both_ways_to_give_them() {
+        let err = KafkaConfig::from_env(&Env::from_pairs::<&str, &str>(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "KAFKA_BOOTSTRAP_SERVERS must be set (or MSK_CLUSTER_ARN, to discover the brokers)"
+        );
+        let blank = Env::from_pairs(&[("KAFKA_BOOTSTRAP_SERVERS", " , ")]);
+        assert!(matches!(
+            KafkaConfig::from_env(&blank),
+            Err(ConfigError::MissingOneOf {
+                alternative: "MSK_CLUSTER_ARN",
+                ..
+            })
+        ));
+    }
+
+    const PLAIN_INLINE: [(&str, &str); 4] = [
+        ("KAFKA_BOOTSTRAP_SERVERS", "b:9096"),
+        ("KAFKA_AUTH", "plain"),
+        ("KAFKA_USERNAME", "svc"),
+        ("KAFKA_PASSWORD", "hunter2-SECRET"),
+    ];
+
+    #[test]
+    fn an_inline_password_is_refused_in_lambda_pointing_to_the_secret_arn() {
+        let mut pairs = PLAIN_INLINE.to_vec();
+        pairs.extend([
+            ("AWS_LAMBDA_FUNCTION_NAME", "tagger"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ]);
+        let err = KafkaConfig::from_env(&Env::from_pairs(&pairs)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::LocalOnly {
+                    name: "KAFKA_PASSWORD",
+                    instead: "KAFKA_SECRET_ARN"
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+
+        // Even next to the secret ARN, which would win: the password is
+        // still in the function's configuration.
+        pairs.push((
+            "KAFKA_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:1:secret:k",
+        ));
+        assert!(KafkaConfig::from_env(&Env::from_pairs(&pairs)).is_err());
+    }
+
+    #[test]
+    fn an_inline_password_is_accepted_locally_and_under_cargo_lambda_watch() {
+        let mut pairs = PLAIN_INLINE.to_vec();
+        assert!(KafkaConfig::from_env(&Env::from_pairs(&pairs)).is_ok());
+        // What `cargo lambda watch` adds to the function's environment.
+        pairs.extend([
+            ("AWS_LAMBDA_FUNCTION_NAME", "kafka-tag-handler"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9000"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096"),
+        ]);
+        let cfg = KafkaConfig::from_env(&Env::from_pairs(&pairs)).unwrap();
+        assert!(matches!(
+            cfg.credentials,
+            Some(CredentialSource::Inline { .. })
+        ));
     }
 
     #[test]

@@ -167,6 +167,7 @@ pub async fn start_expecting_failure(program: &str, env: &[(&str, &str)]) -> Fai
         .env("AWS_LAMBDA_RUNTIME_API", api.address())
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_LAMBDA_FUNCTION_NAME", "start-up-test")
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -15,6 +15,7 @@ use crate::ip::tests::{ip_server, Reply};
 
 const SAMPLE_IP: &str = "44.201.33.239";
 const DEV_TOKEN: &str = "local-dev-token";
+const NO_TOKEN_CHECK: (&str, &str) = ("ENRICHER_AUTH", "none");
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,9 +38,9 @@ fn enricher(pairs: &[(&str, &str)]) -> Enricher {
     Enricher::new(config, no_secrets()).unwrap()
 }
 
-/// The sample's IP fixed, no token.
+/// The sample's IP fixed, no token check (`ENRICHER_AUTH=none`).
 fn sample_enricher() -> Enricher {
-    enricher(&[("ENRICH_IP", SAMPLE_IP)])
+    enricher(&[("ENRICH_IP", SAMPLE_IP), NO_TOKEN_CHECK])
 }
 
 async fn call(enricher: &Enricher, payload: Value) -> Result<Value, CallError> {
@@ -128,7 +129,7 @@ async fn commit_time_survives_exactly_in_the_serialized_text() {
 #[tokio::test]
 async fn the_empty_probe_is_answered_in_kind_without_needing_the_ip() {
     // The IP URL points nowhere: the probe must not try it.
-    let enricher = enricher(&[("ENRICH_IP_URL", "http://127.0.0.1:9/ip")]);
+    let enricher = enricher(&[("ENRICH_IP_URL", "http://127.0.0.1:9/ip"), NO_TOKEN_CHECK]);
     let response = call(&enricher, fixture("events/cdc-probe.json"))
         .await
         .unwrap();
@@ -372,7 +373,7 @@ async fn an_unavailable_ip_fails_the_whole_call_and_a_later_call_fetches_again()
         Reply::Body(" 44.201.33.239\n"),
     ])
     .await;
-    let enricher = enricher(&[("ENRICH_IP_URL", url.as_str())]);
+    let enricher = enricher(&[("ENRICH_IP_URL", url.as_str()), NO_TOKEN_CHECK]);
 
     let err = call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
         .await
@@ -418,6 +419,7 @@ async fn a_silent_ip_service_times_out_and_fails_the_call() {
     let enricher = enricher(&[
         ("ENRICH_IP_URL", url.as_str()),
         ("ENRICH_IP_TIMEOUT_MS", "150"),
+        NO_TOKEN_CHECK,
     ]);
     let err = call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
         .await
@@ -516,6 +518,108 @@ async fn bad_records_fail_alone_and_the_rest_are_enriched() {
             request["Records"][failed]["cdc"]
         );
     }
+}
+
+// ---- nothing of a bad value reaches the log or the answer ---------------------
+
+const SECRET: &str = "hunter2-SECRET";
+
+/// A message whose `data` parameter serde_json would quote in its error:
+/// `invalid type: string "hunter2-SECRET", expected a JSON object`.
+fn message_with_secret() -> String {
+    format!("ts=1722183591238&data=\"{SECRET}\"")
+}
+
+/// The bad-data fixture with [`message_with_secret`] as its value.
+fn batch_with_secret() -> Value {
+    let mut request = fixture("events/bad/cdc-bad-data-json.json");
+    let values = request["Records"][0]["cdc"]["columnvalues"]
+        .as_array_mut()
+        .unwrap();
+    *values.last_mut().unwrap() = json!(message_with_secret());
+    request
+}
+
+/// Asserts that no log line holds the secret and that the failure reason
+/// gives the parser's position instead.
+fn assert_logs_are_clean(logs: &lambda_stream_kit::telemetry::CapturedLogs) {
+    assert!(!logs.text().contains(SECRET), "{}", logs.text());
+    let line = logs
+        .lines()
+        .into_iter()
+        .find(|l| l["message"] == "record failed")
+        .unwrap_or_else(|| panic!("nothing logged: {}", logs.text()));
+    assert!(
+        line["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("data parameter is not a JSON object: unexpected JSON (data error at line 1, column 16)"),
+        "{line}"
+    );
+}
+
+/// A DoubleCloud answer without the original item it sends back (which is
+/// the input itself, as the engine expects).
+fn without_originals(mut response: Value) -> Value {
+    for result in response["Records"].as_array_mut().unwrap() {
+        result.as_object_mut().unwrap().remove("cdc");
+    }
+    response
+}
+
+#[tokio::test]
+async fn a_bad_value_is_not_quoted_in_logs_or_answers_of_a_direct_call() {
+    let request = batch_with_secret();
+    let (response, logs) = capture(call(&sample_enricher(), request.clone())).await;
+    let response = response.unwrap();
+    assert_eq!(response["Records"][0]["result"], "ProcessingFailed");
+    assert_eq!(response["Records"][0]["cdc"], request["Records"][0]["cdc"]);
+    assert!(!without_originals(response).to_string().contains(SECRET));
+    assert_logs_are_clean(&logs);
+}
+
+#[tokio::test]
+async fn a_bad_value_is_not_quoted_in_logs_or_answers_of_a_function_url_call() {
+    let enricher = enricher(&[("ENRICH_IP", SAMPLE_IP), ("ENRICHER_TOKEN", DEV_TOKEN)]);
+    let mut request = fixture("events/cdc-function-url.json");
+    request["isBase64Encoded"] = json!(false);
+    request["body"] = json!(batch_with_secret().to_string());
+    let (answer, logs) = capture(call(&enricher, request)).await;
+    let (status, body) = http(&answer.unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(body["Records"][0]["result"], "ProcessingFailed");
+    assert!(!without_originals(body).to_string().contains(SECRET));
+    assert_logs_are_clean(&logs);
+}
+
+#[tokio::test]
+async fn a_function_url_body_that_is_not_json_is_described_by_position() {
+    let mut request = fixture("events/cdc-function-url.json");
+    request["isBase64Encoded"] = json!(false);
+    request["body"] = json!(format!("{{\"Records\": [{SECRET}]}}"));
+    let (answer, logs) = capture(call(&sample_enricher(), request)).await;
+    assert_eq!(
+        http(&answer.unwrap()),
+        (
+            500,
+            json!({"error": "request body is not JSON: invalid JSON (syntax error at line 1, column 14)"})
+        )
+    );
+    assert!(!logs.text().contains(SECRET), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_bad_value_is_not_quoted_in_logs_or_answers_of_a_firehose_call() {
+    let data = base64::engine::general_purpose::STANDARD.encode(message_with_secret());
+    let event = json!({"invocationId": "i", "deliveryStreamArn": "arn",
+                       "records": [{"recordId": "r1", "data": data}]});
+    let (response, logs) = capture(call(&sample_enricher(), event)).await;
+    let response = response.unwrap();
+    assert_eq!(response["records"][0]["result"], "ProcessingFailed");
+    // The original goes back base64-encoded, as Firehose expects.
+    assert_eq!(response["records"][0]["data"], json!(data));
+    assert!(!response.to_string().contains(SECRET), "{response}");
+    assert_logs_are_clean(&logs);
 }
 
 // ---- Firehose ----------------------------------------------------------------

@@ -375,6 +375,91 @@ async fn a_record_too_large_to_publish_is_a_bad_record() {
     assert_eq!(warnings(&logs), vec![("too-large".into(), 3)]);
 }
 
+const SECRET: &str = "hunter2-SECRET";
+
+/// Values that serde_json's messages would quote: a JSON string where an
+/// object belongs, and an object with the secret in a syntax error's way.
+fn values_with_secret() -> [(String, &'static str, &'static str); 2] {
+    [
+        (
+            format!("\"{SECRET}\""),
+            "not-a-page-visit",
+            "not a JSON object: unexpected JSON (data error at line 1, column 16)",
+        ),
+        (
+            format!("{{\"url\": \"/\", \"pin\": {SECRET}}}"),
+            "not-json",
+            "invalid JSON (syntax error at line 1, column 21)",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_bad_value_is_not_quoted_in_log_lines() {
+    for (value, kind, reason) in values_with_secret() {
+        let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
+            {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(value.as_bytes())}
+        ]}});
+        let (answer, logs) = capture(invoke(event, &app(OnError::Log), &unreachable())).await;
+        assert_eq!(
+            answer.unwrap(),
+            Answer::Batch(KafkaEventResponse::default())
+        );
+        assert_eq!(warnings(&logs), vec![(kind.into(), 3)]);
+        assert!(!logs.text().contains(SECRET), "{}", logs.text());
+        let line = logs
+            .lines()
+            .into_iter()
+            .find(|l| l["message"] == "record cannot be tagged")
+            .unwrap();
+        assert_eq!(line["reason"], reason);
+    }
+}
+
+#[test]
+fn a_bad_value_is_not_quoted_in_dead_letter_headers() {
+    for (value, kind, reason) in values_with_secret() {
+        let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
+            {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(value.as_bytes())}
+        ]}});
+        let Payload::Batch(batch) = Payload::from_value(&event) else {
+            panic!("not a batch")
+        };
+        let partitions = source::partitions(&batch).unwrap();
+        let record = &partitions[0][0];
+        let bad =
+            tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
+        let out = dead_letter(record, &bad);
+        assert_eq!(out.headers[ERROR_KIND_HEADER], kind.as_bytes());
+        assert_eq!(out.headers[ERROR_MESSAGE_HEADER], reason.as_bytes());
+        for (name, header) in &out.headers {
+            assert!(
+                !String::from_utf8_lossy(header).contains(SECRET),
+                "header {name}"
+            );
+        }
+        // The dead letter's value is the record as it came, secret and all:
+        // that is what a replay needs.
+        assert_eq!(out.value.as_deref(), Some(value.as_bytes()));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_connector_value_is_not_quoted_in_the_answer_or_the_log() {
+    let items = json!([{"payload": {"topic": "t", "partition": 0, "offset": 1,
+                                    "value": format!("{{\"url\": \"/\", \"pin\": {SECRET}}}")}}]);
+    let (answer, logs) = capture(invoke(items, &app(OnError::Log), &unreachable())).await;
+    let Answer::Connector(results) = answer.unwrap() else {
+        panic!("a connector answer expected")
+    };
+    assert_eq!(results[0]["error"]["kind"], "not-json");
+    assert_eq!(
+        results[0]["error"]["message"],
+        "invalid JSON (syntax error at line 1, column 21)"
+    );
+    assert!(!logs.text().contains(SECRET), "{}", logs.text());
+}
+
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
