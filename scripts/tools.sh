@@ -31,12 +31,16 @@ venv() {
   fi
 }
 
+# Roughly how long each group's first install takes (PyPI, two cores), so a
+# long silent step says what it is doing.
+declare -A ABOUT=([broker]="about 15 s" [lint]="about 1 min" [build]="about 15 s")
+
 install_group() {
   local group=$1; shift
   local marker="$VENV/.installed-$group"
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$*" ]; then return; fi
   venv
-  echo "installing $group tools: $*"
+  echo "installing $group tools (once, ${ABOUT[$group]:-a minute or so}): $*"
   "$VENV/bin/pip" install --quiet "$@"
   echo "$*" > "$marker"
 }
@@ -52,7 +56,7 @@ for group in "$@"; do
     lint)
       install_group lint "$CFN_LINT" "$SAM_CLI"
       if [ ! -f "$CHECKOV_VENV/.installed" ] || [ "$(cat "$CHECKOV_VENV/.installed")" != "$CHECKOV" ]; then
-        echo "installing checkov: $CHECKOV"
+        echo "installing checkov (once, about 1 min): $CHECKOV"
         python3 -m venv "$CHECKOV_VENV"
         "$CHECKOV_VENV/bin/pip" install --quiet --upgrade pip
         "$CHECKOV_VENV/bin/pip" install --quiet "$CHECKOV"
