@@ -1,18 +1,31 @@
-//! JSON log lines that can carry a nested JSON value.
+//! JSON log lines in the shape Lambda's log filter and Powertools users
+//! expect.
 //!
-//! `tracing` fields are strings, numbers or booleans, so the stock JSON
-//! formatter writes a JSON payload as an escaped string. [`JsonLines`]
-//! writes the same line shape as the Lambda runtime's JSON set-up (`level`,
-//! `fields`, `span`, `spans`), with one addition: a string field whose name
-//! starts with [`RAW_JSON_PREFIX`] and holds valid JSON is written as that
-//! JSON value, under the name without the prefix. Anything else under that
-//! prefix is written as an ordinary string, so a wrong value can never break
-//! the line.
+//! Each line is one object: `timestamp` (RFC 3339, UTC, milliseconds),
+//! `level`, `message`, then the fields of the enclosing spans (the
+//! runtime's invocation span gives `requestId` and `xrayTraceId`), then the
+//! event's own fields, all at the top level.
+//!
+//! Why this shape: with JSON logs, Lambda reads `level` and `timestamp`
+//! from each line to apply `ApplicationLogLevel`, and a line without a valid
+//! RFC 3339 `timestamp` counts as INFO, so under `ApplicationLogLevel=WARN`
+//! every ERROR line in the stock `tracing` JSON shape (no timestamp, the
+//! message under `fields`, the request id under `span`) would be dropped.
+//! Logs Insights and Powertools users search on `requestId`, `level` and
+//! `message` at the top level.
+//!
+//! `tracing` fields are strings, numbers or booleans, so a JSON payload
+//! would be an escaped string. A string field whose name starts with
+//! [`RAW_JSON_PREFIX`] and holds valid JSON is written as that JSON value,
+//! under the name without the prefix; anything else under that prefix is an
+//! ordinary string, so a wrong value can never break the line. An event
+//! field named like one of the line's own keys is written as
+//! `field.<name>`, so it cannot shadow them.
 
 use std::{fmt, io};
 
+use chrono::SecondsFormat;
 use lambda_runtime::tracing::subscriber::{
-    self,
     fmt::{format::Writer, FmtContext, FormatEvent, FormatFields, FormattedFields},
     registry::LookupSpan,
 };
@@ -25,12 +38,13 @@ use tracing::{
 /// Field-name prefix marking a string as JSON to embed.
 pub const RAW_JSON_PREFIX: &str = "json.";
 
+/// The keys every line starts with; event fields of these names are renamed.
+const LINE_KEYS: [&str; 5] = ["timestamp", "level", "message", "requestId", "xrayTraceId"];
+
 /// Formats each event as one JSON object per line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonLines {
-    /// Put event fields at the top level instead of under `fields`.
-    pub flatten: bool,
-    /// Add the event's `target`.
+    /// Add the event's `target` (the module that logged it); for tests.
     pub target: bool,
 }
 
@@ -48,71 +62,74 @@ where
         let meta = event.metadata();
         let mut line = LineWriter::new(&mut writer);
         line.out.write_char('{')?;
+        line.key("timestamp")?;
+        line.string(&chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true))?;
         line.key("level")?;
         line.string(meta.level().as_str())?;
-        if self.flatten {
-            event.record(&mut line);
-        } else {
-            line.key("fields")?;
-            let mut fields = LineWriter::new(line.out);
-            fields.out.write_char('{')?;
-            event.record(&mut fields);
-            fields.finish()?;
-            fields.out.write_char('}')?;
+        let mut message = MessageFirst::default();
+        event.record(&mut message);
+        line.key("message")?;
+        line.string(message.0.as_deref().unwrap_or(""))?;
+        let current = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(leaf) = current {
+            for span in leaf.scope().from_root() {
+                write_span_fields::<_, N>(line.out, &span)?;
+            }
         }
+        event.record(&mut line);
         line.finish()?;
         if self.target {
             line.key("target")?;
             line.string(meta.target())?;
         }
-        let current = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(span) = current {
-            line.key("span")?;
-            write_span::<_, N>(line.out, &span)?;
-            line.key("spans")?;
-            line.out.write_char('[')?;
-            if let Some(leaf) = ctx.lookup_current() {
-                for (i, span) in leaf.scope().from_root().enumerate() {
-                    if i > 0 {
-                        line.out.write_char(',')?;
-                    }
-                    write_span::<_, N>(line.out, &span)?;
-                }
-            }
-            line.out.write_char(']')?;
-        }
         line.out.write_str("}\n")
     }
 }
 
-/// Writes a span as its recorded fields plus `name`, as the stock formatter does.
-fn write_span<S, N>(
+/// Finds the event's `message`, which the line writes right after `level`.
+#[derive(Default)]
+struct MessageFirst(Option<String>);
+
+impl Visit for MessageFirst {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `tracing` passes a format-string message as `fmt::Arguments`,
+        // whose Debug is the formatted text.
+        if field.name() == "message" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// Splices a span's recorded fields (a JSON object, as `JsonFields` stores
+/// them) into the line, without re-parsing them.
+fn write_span_fields<S, N>(
     out: &mut dyn fmt::Write,
-    span: &subscriber::registry::SpanRef<'_, S>,
+    span: &lambda_runtime::tracing::subscriber::registry::SpanRef<'_, S>,
 ) -> fmt::Result
 where
     S: for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
     let ext = span.extensions();
-    // `JsonFields` stores a span's fields as a JSON object; splicing `name`
-    // into it avoids re-parsing it for every line.
     let inner = ext
         .get::<FormattedFields<N>>()
         .and_then(|f| f.fields.strip_prefix('{')?.strip_suffix('}'))
         .map(str::trim)
         .unwrap_or("");
-    out.write_char('{')?;
-    if !inner.is_empty() {
-        out.write_str(inner)?;
-        out.write_char(',')?;
+    if inner.is_empty() {
+        return Ok(());
     }
-    out.write_str("\"name\":")?;
-    write_json(out, span.name())?;
-    out.write_char('}')
+    out.write_char(',')?;
+    out.write_str(inner)
 }
 
 /// Writes comma-separated `"key":value` pairs to a line.
@@ -148,12 +165,22 @@ impl<'w> LineWriter<'w> {
         std::mem::replace(&mut self.result, Ok(()))
     }
 
-    /// Writes one field unless an earlier one failed.
+    /// Writes one event field unless an earlier one failed; `message` is
+    /// already on the line.
     fn field(&mut self, field: &Field, value: impl serde::Serialize) {
-        if self.result.is_ok() {
+        if self.result.is_ok() && field.name() != "message" {
             self.result = self
-                .key(field.name())
+                .field_key(field.name())
                 .and_then(|()| write_json(self.out, &value));
+        }
+    }
+
+    /// An event field's key, renamed when it would shadow a line key.
+    fn field_key(&mut self, name: &str) -> fmt::Result {
+        if LINE_KEYS.contains(&name) {
+            self.key(&format!("field.{name}"))
+        } else {
+            self.key(name)
         }
     }
 }
@@ -167,7 +194,7 @@ impl Visit for LineWriter<'_> {
             return;
         }
         self.result =
-            self.key(name)
+            self.field_key(name)
                 .and_then(|()| match serde_json::from_str::<&RawValue>(value) {
                     Ok(raw) => write_compact(self.out, raw.get()),
                     Err(_) => write_json(self.out, value),
@@ -258,8 +285,8 @@ impl io::Write for FmtAdapter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::telemetry::{capture, CapturedLogs};
-    use lambda_runtime::tracing::subscriber::fmt::format::JsonFields;
+    use crate::telemetry::{capture, lambda_reads_level, CapturedLogs};
+    use lambda_runtime::tracing::subscriber::{self, fmt::format::JsonFields};
     use serde_json::{json, Value};
     use tracing::instrument::WithSubscriber;
     use tracing::Instrument;
@@ -282,29 +309,18 @@ mod tests {
                 shown = %"display",
                 debugged = ?Some(1),
                 r#type = "kw",
+                level = "shadowing",
                 "kinesis record"
             );
-            tracing::warn!("no span fields");
+            tracing::error!(reason = "broker down", "record {} failed", 7);
         }
         .instrument(span)
         .await;
-        tracing::info!("outside any span");
+        tracing::warn!("outside any span");
     }
 
-    /// Lines from the stock JSON formatter configured as `lambda_runtime` does.
-    async fn stock_nested_lines() -> Vec<Value> {
-        let logs = CapturedLogs::default();
-        let subscriber = subscriber::fmt()
-            .json()
-            .without_time()
-            .with_target(false)
-            .with_writer(logs.clone())
-            .finish();
-        emit_sample().with_subscriber(subscriber).await;
-        logs.lines()
-    }
-
-    async fn our_nested_lines() -> (Vec<Value>, String) {
+    /// The lines exactly as `init` sets them up (no test-only `target`).
+    async fn production_lines() -> (Vec<Value>, String) {
         let logs = CapturedLogs::default();
         let subscriber = subscriber::fmt()
             .fmt_fields(JsonFields::new())
@@ -316,12 +332,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lines_match_the_stock_lambda_json_format() {
-        let stock = stock_nested_lines().await;
-        let (ours, text) = our_nested_lines().await;
-        assert_eq!(ours.len(), 3, "{text}");
+    async fn lines_carry_timestamp_level_message_and_request_id_at_the_top() {
+        let (lines, text) = production_lines().await;
+        assert_eq!(lines.len(), 3, "{text}");
         assert_eq!(text.lines().count(), 3);
-        assert_eq!(ours, stock);
+        let first = &lines[0];
+        let stamp = first["timestamp"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok(),
+            "{stamp}"
+        );
+        assert!(stamp.ends_with('Z'), "UTC: {stamp}");
+        let mut fields = first.as_object().unwrap().clone();
+        fields.remove("timestamp");
+        assert_eq!(
+            Value::Object(fields),
+            json!({
+                "level": "INFO",
+                "message": "kinesis record",
+                "requestId": "req-1",
+                "xrayTraceId": "trace-\"x\"",
+                "partition_key": "pk",
+                "size_bytes": 12,
+                "delta": -3,
+                "ratio": 0.5,
+                "ok": true,
+                "shown": "display",
+                "debugged": "Some(1)",
+                "type": "kw",
+                "field.level": "shadowing",
+            })
+        );
+        assert_eq!(lines[1]["message"], "record 7 failed");
+        assert_eq!(lines[1]["reason"], "broker down");
+        assert_eq!(lines[1]["requestId"], "req-1");
+        assert_eq!(lines[2]["message"], "outside any span");
+        assert!(lines[2].get("requestId").is_none());
+    }
+
+    #[tokio::test]
+    async fn error_and_warn_lines_keep_their_level_under_lambdas_log_filter() {
+        let (lines, _) = production_lines().await;
+        let levels: Vec<_> = lines.iter().map(lambda_reads_level).collect();
+        assert_eq!(levels, ["INFO", "ERROR", "WARN"]);
+        // What Lambda does with a line of the stock shape, for contrast.
+        let stock = json!({"level": "ERROR", "fields": {"message": "x"}});
+        assert_eq!(lambda_reads_level(&stock), "INFO");
     }
 
     #[tokio::test]

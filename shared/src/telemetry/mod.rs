@@ -1,15 +1,17 @@
 //! Logging set-up shared by every function.
 //!
 //! [`init`] installs one subscriber for every function: with
-//! `AWS_LAMBDA_LOG_FORMAT=JSON`, [`JsonLines`] (the runtime's JSON line shape,
-//! plus nested JSON for fields named `json.<name>`); otherwise the runtime's
-//! text format. The level comes from `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`,
-//! then INFO. The runtime wraps each invocation in a span that carries
-//! `requestId`, so every line logged while handling an event names its
-//! request.
+//! `AWS_LAMBDA_LOG_FORMAT=JSON`, [`JsonLines`] (`timestamp`, `level`,
+//! `message`, `requestId` and every field at the top level, the shape
+//! Lambda's log-level filter reads; nested JSON for fields named
+//! `json.<name>`); otherwise the runtime's text format. The level comes from
+//! `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then INFO. The runtime wraps each
+//! invocation in a span that carries `requestId`, so every line logged while
+//! handling an event names its request.
 //!
-//! With the `test-util` feature, [`capture`] runs a future with a JSON
-//! subscriber that records every line, so tests can assert on log output.
+//! With the `test-util` feature, [`capture`] runs a future with the same
+//! formatter and records every line, so tests can assert on log output;
+//! reading the lines checks that each has the shape Lambda needs.
 
 mod json_lines;
 
@@ -46,7 +48,7 @@ pub fn init() {
 }
 
 #[cfg(any(test, feature = "test-util"))]
-pub use capture::{capture, CapturedLogs};
+pub use capture::{capture, lambda_reads_level, CapturedLogs};
 
 #[cfg(any(test, feature = "test-util"))]
 mod capture {
@@ -64,11 +66,28 @@ mod capture {
     }
 
     impl CapturedLogs {
-        /// Every line parsed as JSON; lines that are not JSON are skipped.
+        /// Every line parsed as JSON. Panics on a line that is not a JSON
+        /// object with an RFC 3339 `timestamp`, a known `level` and a
+        /// string `message`: every line a function writes in a test is
+        /// checked for the shape Lambda's log filter reads.
+        #[allow(clippy::panic)]
         pub fn lines(&self) -> Vec<serde_json::Value> {
             self.text()
                 .lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
+                .map(|line| {
+                    let value: serde_json::Value = serde_json::from_str(line)
+                        .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+                    let shaped = value["timestamp"]
+                        .as_str()
+                        .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok())
+                        && LEVELS.contains(&value["level"].as_str().unwrap_or_default())
+                        && value["message"].is_string();
+                    assert!(
+                        shaped,
+                        "a log line lacks timestamp, level or message: {line}"
+                    );
+                    value
+                })
                 .collect()
         }
 
@@ -76,6 +95,22 @@ mod capture {
         pub fn text(&self) -> String {
             let bytes = self.buffer.lock().map(|b| b.clone()).unwrap_or_default();
             String::from_utf8_lossy(&bytes).into_owned()
+        }
+    }
+
+    /// The levels Lambda's log filter knows.
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+    /// The level Lambda's JSON log filter gives `line`: its `level` when the
+    /// line also has a valid RFC 3339 `timestamp`, INFO otherwise (Lambda
+    /// developer guide, "Log-level filtering").
+    pub fn lambda_reads_level(line: &serde_json::Value) -> &str {
+        let stamped = line["timestamp"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        match line["level"].as_str() {
+            Some(level) if stamped && LEVELS.contains(&level) => level,
+            _ => "INFO",
         }
     }
 
@@ -104,16 +139,12 @@ mod capture {
 
     /// Runs `future` with a DEBUG-level [`JsonLines`](super::JsonLines)
     /// subscriber and returns its output together with everything it
-    /// logged. Event fields are flattened into each line, next to `level`,
-    /// `message` and `target`.
+    /// logged. Each line also names its `target`.
     pub async fn capture<F: Future>(future: F) -> (F::Output, CapturedLogs) {
         let logs = CapturedLogs::default();
         let subscriber = lambda_runtime::tracing::subscriber::fmt()
             .fmt_fields(lambda_runtime::tracing::subscriber::fmt::format::JsonFields::new())
-            .event_format(super::JsonLines {
-                flatten: true,
-                target: true,
-            })
+            .event_format(super::JsonLines { target: true })
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(logs.clone())
             .finish();

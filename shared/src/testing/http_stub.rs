@@ -201,12 +201,12 @@ impl FailedStart {
         let line: serde_json::Value =
             serde_json::from_str(&self.stdout[0]).expect("the line is JSON");
         assert_eq!(line["level"], "ERROR", "{line}");
-        // Fields sit at the top level or under `fields`, by log set-up.
-        let message = line
-            .get("error")
-            .or_else(|| line.get("fields").and_then(|f| f.get("error")))
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default();
+        assert_eq!(
+            crate::telemetry::lambda_reads_level(&line),
+            "ERROR",
+            "Lambda's log filter keeps it an ERROR: {line}"
+        );
+        let message = line["error"].as_str().unwrap_or_default();
         for word in words {
             assert!(message.contains(word), "{word:?} missing from {message:?}");
         }
