@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
 fn check(event: &Value, cap: usize) {
     let config = Config {
         log_data_max_bytes: cap,
+        ..Config::default()
     };
     LogBuffer::global().take();
     let result = log_batch(event, &config);

@@ -38,6 +38,24 @@
 //! Every parseable record is logged, also those after a failed one; as the
 //! mapping redelivers from the failed record, those lines repeat on the retry
 //! (at least once, like any Kinesis consumer).
+//!
+//! # Bounds
+//!
+//! A 1 MB KPL aggregate of tiny user records holds some 170,000 of them, and
+//! a 6 MB batch about a million: one line each would cost more in CloudWatch
+//! ingestion than the function does, and could outlast the invocation. So:
+//!
+//! * an aggregate logs at most [`Config::max_lines_per_aggregate`] user
+//!   records, then one `KPL aggregate partly logged` line with the counts;
+//! * an invocation logs at most [`Config::max_lines_per_invocation`] record
+//!   lines; the records after that are still parsed (so an unparseable one
+//!   is still reported) but not logged, and one `log line cap reached` line
+//!   at WARN names how many and the first and last sequence numbers;
+//! * before each record the invocation deadline (less a margin) is checked.
+//!   Once it has passed, that record and every later one are left alone and
+//!   the first of them is reported in `batchItemFailures`, so the mapping
+//!   redelivers them to a fresh invocation instead of the function timing
+//!   out on the whole batch.
 
 use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine as _;
@@ -52,6 +70,15 @@ use crate::kpl::{self, KplError};
 /// The environment variable that caps the logged data.
 pub const LOG_DATA_MAX_BYTES: &str = "LOG_DATA_MAX_BYTES";
 
+/// The environment variable that caps the lines logged for one aggregate.
+pub const LOG_MAX_LINES_PER_AGGREGATE: &str = "LOG_MAX_LINES_PER_AGGREGATE";
+
+/// The environment variable that caps the record lines of one invocation.
+pub const LOG_MAX_LINES_PER_INVOCATION: &str = "LOG_MAX_LINES_PER_INVOCATION";
+
+/// Time kept back from the invocation deadline to answer.
+const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// CloudWatch Logs takes at most 256 KiB per event, so a larger cap could
 /// only produce lines that get cut anyway.
 const LOG_DATA_MAX_BYTES_LIMIT: usize = 256 * 1024;
@@ -61,12 +88,18 @@ const LOG_DATA_MAX_BYTES_LIMIT: usize = 256 * 1024;
 pub struct Config {
     /// How many bytes of each record's data are logged; 0 logs none.
     pub log_data_max_bytes: usize,
+    /// How many user records of one KPL aggregate get a line of their own.
+    pub max_lines_per_aggregate: usize,
+    /// How many record lines one invocation writes at most.
+    pub max_lines_per_invocation: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             log_data_max_bytes: Self::DEFAULT_LOG_DATA_MAX_BYTES,
+            max_lines_per_aggregate: Self::DEFAULT_MAX_LINES_PER_AGGREGATE,
+            max_lines_per_invocation: Self::DEFAULT_MAX_LINES_PER_INVOCATION,
         }
     }
 }
@@ -75,8 +108,39 @@ impl Config {
     /// The default for [`LOG_DATA_MAX_BYTES`].
     pub const DEFAULT_LOG_DATA_MAX_BYTES: usize = 8192;
 
-    /// Reads `LOG_DATA_MAX_BYTES` (default 8192, at most 262144).
+    /// The default for [`LOG_MAX_LINES_PER_AGGREGATE`]: a KPL aggregate
+    /// holds a few hundred realistic records; far more means tiny ones.
+    pub const DEFAULT_MAX_LINES_PER_AGGREGATE: usize = 1000;
+
+    /// The default for [`LOG_MAX_LINES_PER_INVOCATION`]: ten times the
+    /// template's batch size of 100 plain records, and about 5 MB of lines
+    /// at the default data cap for typical records.
+    pub const DEFAULT_MAX_LINES_PER_INVOCATION: usize = 10_000;
+
+    /// Reads `LOG_DATA_MAX_BYTES` (default 8192, at most 262144),
+    /// `LOG_MAX_LINES_PER_AGGREGATE` (default 1000) and
+    /// `LOG_MAX_LINES_PER_INVOCATION` (default 10000); both caps are at
+    /// least 1.
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let at_least_one = |name: &'static str, default: usize| {
+            let value: usize = env.parse_or(name, default)?;
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: value.to_string(),
+                    reason: "at least 1 (a summary line says what was not logged)".into(),
+                });
+            }
+            Ok(value)
+        };
+        let max_lines_per_aggregate = at_least_one(
+            LOG_MAX_LINES_PER_AGGREGATE,
+            Self::DEFAULT_MAX_LINES_PER_AGGREGATE,
+        )?;
+        let max_lines_per_invocation = at_least_one(
+            LOG_MAX_LINES_PER_INVOCATION,
+            Self::DEFAULT_MAX_LINES_PER_INVOCATION,
+        )?;
         let log_data_max_bytes =
             env.parse_or(LOG_DATA_MAX_BYTES, Self::DEFAULT_LOG_DATA_MAX_BYTES)?;
         if log_data_max_bytes > LOG_DATA_MAX_BYTES_LIMIT {
@@ -88,7 +152,11 @@ impl Config {
                 ),
             });
         }
-        Ok(Self { log_data_max_bytes })
+        Ok(Self {
+            log_data_max_bytes,
+            max_lines_per_aggregate,
+            max_lines_per_invocation,
+        })
     }
 }
 
@@ -147,6 +215,12 @@ pub struct BatchOutcome<'a> {
     pub lines: usize,
     /// Records that could not be parsed.
     pub failed: usize,
+    /// Records and user records that were parsed but, over a line cap, not
+    /// logged one by one (a summary line counts them).
+    pub not_logged: usize,
+    /// Records left alone because the deadline came first; they are
+    /// redelivered from [`BatchOutcome::first_failed`].
+    pub deferred: usize,
     /// The sequence number to report as the batch item failure.
     pub first_failed: Option<&'a str>,
 }
@@ -157,14 +231,25 @@ pub async fn function_handler(
     event: LambdaEvent<Value>,
     config: &Config,
 ) -> Result<KinesisEventResponse, FunctionError> {
-    let outcome = log_batch(&event.payload, config)?;
+    let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
+    let outcome = log_batch_until(&event.payload, config, Some(stop_by.into_std()))?;
     Ok(lambda_stream_kit::batch::kinesis_response(
         outcome.first_failed,
     ))
 }
 
-/// Logs every record of `event`; see the module docs for the outcomes.
+/// Logs every record of `event` with no deadline; see the module docs.
 pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'a>, BatchError> {
+    log_batch_until(event, config, None)
+}
+
+/// Logs the records of `event` until `stop_by`; see the module docs for the
+/// outcomes and the bounds.
+pub fn log_batch_until<'a>(
+    event: &'a Value,
+    config: &Config,
+    stop_by: Option<std::time::Instant>,
+) -> Result<BatchOutcome<'a>, BatchError> {
     let Some(records) = event.get("Records").and_then(Value::as_array) else {
         tracing::error!(reason = %BatchError::NotABatch, "event rejected");
         return Err(BatchError::NotABatch);
@@ -176,9 +261,26 @@ pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'
     let mut unidentifiable = None;
     // One buffer for every record's decoded data, so a batch allocates it once.
     let mut buffer = Vec::new();
+    let mut unlogged = Unlogged::default();
     for (index, record) in records.iter().enumerate() {
-        match log_record(record, config, &mut buffer) {
-            Ok(lines) => outcome.lines += lines,
+        if stop_by.is_some_and(|stop| std::time::Instant::now() >= stop) {
+            defer_rest(&records[index..], index, &mut outcome, &mut unidentifiable);
+            break;
+        }
+        let budget = Budget {
+            lines: config
+                .max_lines_per_invocation
+                .saturating_sub(outcome.lines),
+            per_aggregate: config.max_lines_per_aggregate,
+        };
+        match log_record(record, config, budget, &mut buffer) {
+            Ok(logged) => {
+                outcome.lines += logged.lines;
+                if logged.not_logged > 0 && logged.over_invocation_cap {
+                    unlogged.add(logged.sequence_number, logged.not_logged);
+                }
+                outcome.not_logged += logged.not_logged;
+            }
             Err(failure) => {
                 tracing::error!(
                     index,
@@ -199,10 +301,21 @@ pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'
             }
         }
     }
+    if unlogged.count > 0 {
+        tracing::warn!(
+            cap = config.max_lines_per_invocation,
+            not_logged = unlogged.count,
+            first_sequence_number = unlogged.first,
+            last_sequence_number = unlogged.last,
+            "log line cap reached; the rest of the batch was parsed but not logged"
+        );
+    }
     tracing::debug!(
         records = outcome.records,
         lines = outcome.lines,
         failed = outcome.failed,
+        not_logged = outcome.not_logged,
+        deferred = outcome.deferred,
         first_failed = outcome.first_failed,
         "kinesis batch logged"
     );
@@ -216,6 +329,76 @@ pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'
     }
 }
 
+/// Leaves `rest` (starting at batch position `index`) for redelivery: the
+/// deadline has come. The first of them is reported unless an earlier
+/// failure already covers it.
+fn defer_rest<'a>(
+    rest: &'a [Value],
+    index: usize,
+    outcome: &mut BatchOutcome<'a>,
+    unidentifiable: &mut Option<(usize, RecordError)>,
+) {
+    outcome.deferred = rest.len();
+    let first = rest.first();
+    let sequence_number = first.and_then(|r| {
+        r.pointer("/kinesis/sequenceNumber")
+            .and_then(Value::as_str)
+            .or_else(|| {
+                r.get("eventID")
+                    .and_then(Value::as_str)
+                    .and_then(|id| id.split_once(':'))
+                    .map(|(_, seq)| seq)
+                    .filter(|seq| !seq.is_empty())
+            })
+    });
+    if outcome.first_failed.is_none() && unidentifiable.is_none() {
+        match sequence_number {
+            Some(seq) => outcome.first_failed = Some(seq),
+            None => *unidentifiable = Some((index, RecordError::MissingField("sequenceNumber"))),
+        }
+    }
+    tracing::warn!(
+        deferred = rest.len(),
+        from_index = index,
+        from_sequence_number = sequence_number,
+        "the invocation deadline is near; the rest of the batch is reported for redelivery"
+    );
+}
+
+/// How many lines one record may still write.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    /// What is left of the invocation's cap.
+    lines: usize,
+    /// The cap for one aggregate.
+    per_aggregate: usize,
+}
+
+/// What logging one record came to.
+struct Logged<'a> {
+    lines: usize,
+    not_logged: usize,
+    /// Whether the invocation's cap (not only the aggregate's) held lines back.
+    over_invocation_cap: bool,
+    sequence_number: &'a str,
+}
+
+/// The records held back by the invocation's line cap.
+#[derive(Default)]
+struct Unlogged<'a> {
+    count: usize,
+    first: Option<&'a str>,
+    last: Option<&'a str>,
+}
+
+impl<'a> Unlogged<'a> {
+    fn add(&mut self, sequence_number: &'a str, count: usize) {
+        self.count += count;
+        self.first.get_or_insert(sequence_number);
+        self.last = Some(sequence_number);
+    }
+}
+
 /// A record that could not be parsed, with what is known to name it.
 struct Failure<'a> {
     sequence_number: Option<&'a str>,
@@ -223,12 +406,13 @@ struct Failure<'a> {
     reason: RecordError,
 }
 
-/// Logs one record and returns how many lines it took.
+/// Logs one record within `budget` and says how many lines it took.
 fn log_record<'a>(
     record: &'a Value,
     config: &Config,
+    budget: Budget,
     buffer: &mut Vec<u8>,
-) -> Result<usize, Failure<'a>> {
+) -> Result<Logged<'a>, Failure<'a>> {
     let event_id = record.get("eventID").and_then(Value::as_str);
     let (shard_id, id_sequence_number) = match event_id.and_then(|id| id.split_once(':')) {
         Some((shard, seq)) if !seq.is_empty() => (Some(shard), Some(seq)),
@@ -276,13 +460,22 @@ fn log_record<'a>(
         data,
     };
     let max = config.log_data_max_bytes;
+    let single = |logged: bool| Logged {
+        lines: usize::from(logged),
+        not_logged: usize::from(!logged),
+        over_invocation_cap: !logged,
+        sequence_number,
+    };
     if !kpl::is_aggregated(data) {
-        line.emit(max, None);
-        return Ok(1);
+        if budget.lines > 0 {
+            line.emit(max, None);
+        }
+        return Ok(single(budget.lines > 0));
     }
     match kpl::decode(data) {
         Ok(user_records) => {
-            for (sub, user) in (0u64..).zip(&user_records) {
+            let allowed = budget.lines.min(budget.per_aggregate);
+            for (sub, user) in (0u64..).zip(user_records.iter().take(allowed)) {
                 Line {
                     partition_key: Some(user.partition_key),
                     explicit_hash_key: user.explicit_hash_key,
@@ -292,11 +485,32 @@ fn log_record<'a>(
                 }
                 .emit(max, None);
             }
-            Ok(user_records.len())
+            let logged = user_records.len().min(allowed);
+            let not_logged = user_records.len() - logged;
+            if not_logged > 0 {
+                tracing::info!(
+                    sequence_number,
+                    shard_id,
+                    user_records = user_records.len(),
+                    logged,
+                    not_logged,
+                    cap = budget.per_aggregate,
+                    "KPL aggregate partly logged"
+                );
+            }
+            Ok(Logged {
+                lines: logged,
+                not_logged,
+                over_invocation_cap: budget.lines < budget.per_aggregate
+                    && user_records.len() > budget.lines,
+                sequence_number,
+            })
         }
         Err(error) => {
-            line.emit(max, Some(&error));
-            Ok(1)
+            if budget.lines > 0 {
+                line.emit(max, Some(&error));
+            }
+            Ok(single(budget.lines > 0))
         }
     }
 }

@@ -306,6 +306,8 @@ async fn any_batch_size_works() {
             records: 1000,
             lines: 1000,
             failed: 0,
+            not_logged: 0,
+            deferred: 0,
             first_failed: None
         }
     );
@@ -321,6 +323,7 @@ async fn any_batch_size_works() {
 async fn single_line(data: &[u8], max: usize) -> Value {
     let config = Config {
         log_data_max_bytes: max,
+        ..Config::default()
     };
     let (result, lines) = invoke(kinesis_event(&[(SEQ[0], data)]), &config).await;
     assert!(result.is_ok());
@@ -380,6 +383,7 @@ async fn kpl_user_records_are_truncated_one_by_one() {
     let aggregate = encode::aggregate(&[("k", None, b"abcdefgh"), ("k", None, b"xy")]);
     let config = Config {
         log_data_max_bytes: 4,
+        ..Config::default()
     };
     let (result, lines) = invoke(kinesis_event(&[(SEQ[0], &aggregate)]), &config).await;
     assert!(result.is_ok());
@@ -653,4 +657,132 @@ async fn a_failed_record_answers_with_the_documented_response_json() {
         response,
         json!({"batchItemFailures": [{"itemIdentifier": SEQ[1]}]})
     );
+}
+
+// ---- bounds: line caps and the deadline ----
+
+/// An aggregate of `n` tiny user records.
+fn flood_aggregate(n: usize) -> Vec<u8> {
+    let entries: Vec<encode::Entry<'_>> = (0..n).map(|_| ("k", None, &b"x"[..])).collect();
+    encode::aggregate(&entries)
+}
+
+#[tokio::test]
+async fn a_flood_aggregate_logs_up_to_its_cap_and_one_summary_line() {
+    let aggregate = flood_aggregate(5_000);
+    let config = Config {
+        max_lines_per_aggregate: 100,
+        ..Config::default()
+    };
+    let (result, lines) = invoke(kinesis_event(&[(SEQ[0], &aggregate)]), &config).await;
+    let response = serde_json::to_value(result.unwrap()).unwrap();
+    assert_eq!(response, no_failures());
+    assert_eq!(record_lines(&lines).len(), 100);
+    let summary: Vec<_> = lines
+        .iter()
+        .filter(|l| l["message"] == "KPL aggregate partly logged")
+        .collect();
+    assert_eq!(summary.len(), 1, "{lines:#?}");
+    assert_eq!(summary[0]["user_records"], 5_000);
+    assert_eq!(summary[0]["logged"], 100);
+    assert_eq!(summary[0]["not_logged"], 4_900);
+    assert_eq!(summary[0]["sequence_number"], SEQ[0]);
+}
+
+#[tokio::test]
+async fn the_invocation_cap_holds_back_the_rest_with_a_warning_naming_them() {
+    let aggregate = flood_aggregate(50);
+    let event = kinesis_event(&[
+        (SEQ[0], &aggregate),
+        (SEQ[1], &aggregate),
+        (SEQ[2], &aggregate),
+        (SEQ[3], b"plain"),
+    ]);
+    let config = Config {
+        max_lines_per_invocation: 120,
+        ..Config::default()
+    };
+    let (result, lines) = invoke(event, &config).await;
+    assert_eq!(
+        serde_json::to_value(result.unwrap()).unwrap(),
+        no_failures()
+    );
+    assert_eq!(record_lines(&lines).len(), 120);
+    let warning: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("log line cap reached")
+        })
+        .collect();
+    assert_eq!(warning.len(), 1, "{lines:#?}");
+    assert_eq!(warning[0]["level"], "WARN");
+    // 30 user records of the third aggregate and the plain record.
+    assert_eq!(warning[0]["not_logged"], 31);
+    assert_eq!(warning[0]["first_sequence_number"], SEQ[2]);
+    assert_eq!(warning[0]["last_sequence_number"], SEQ[3]);
+}
+
+#[test]
+fn records_over_the_cap_are_still_parsed_so_a_bad_one_is_reported() {
+    let mut event = kinesis_event(&[(SEQ[0], b"a"), (SEQ[1], b"b")]);
+    event["Records"][1]["kinesis"]["data"] = json!("not*base64");
+    let config = Config {
+        max_lines_per_invocation: 1,
+        ..Config::default()
+    };
+    let outcome = log_batch(&event, &config).unwrap();
+    assert_eq!(outcome.lines, 1);
+    assert_eq!(outcome.first_failed, Some(SEQ[1]));
+}
+
+#[test]
+fn a_passed_deadline_reports_the_first_unlogged_record_for_redelivery() {
+    let event = kinesis_event(&[(SEQ[0], b"a"), (SEQ[1], b"b"), (SEQ[2], b"c")]);
+    let passed = std::time::Instant::now();
+    let outcome = log_batch_until(&event, &Config::default(), Some(passed)).unwrap();
+    assert_eq!(outcome.lines, 0);
+    assert_eq!(outcome.deferred, 3);
+    assert_eq!(outcome.first_failed, Some(SEQ[0]));
+}
+
+/// Emulates the stream mapping for one shard: invoke, and on a partial
+/// batch response redeliver from the reported record, as Lambda does.
+/// Every record must be logged in the end, the deferred ones on the retry.
+#[tokio::test]
+async fn deferred_records_are_logged_when_the_mapping_redelivers_them() {
+    let records = [(SEQ[0], &b"a"[..]), (SEQ[1], b"b"), (SEQ[2], b"c")];
+    // First invocation: the deadline has passed before the first record.
+    let event = kinesis_event(&records);
+    let first =
+        log_batch_until(&event, &Config::default(), Some(std::time::Instant::now())).unwrap();
+    let resume = first.first_failed.unwrap();
+    let from = records.iter().position(|(seq, _)| *seq == resume).unwrap();
+    // The redelivery, with time to spare, through the handler itself.
+    let (result, lines) = invoke(kinesis_event(&records[from..]), &Config::default()).await;
+    assert_eq!(
+        serde_json::to_value(result.unwrap()).unwrap(),
+        no_failures()
+    );
+    let logged: Vec<_> = record_lines(&lines)
+        .iter()
+        .map(|l| l["sequence_number"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logged, [SEQ[0], SEQ[1], SEQ[2]]);
+}
+
+#[test]
+fn line_caps_come_from_the_environment_and_zero_is_refused() {
+    let env = lambda_stream_kit::config::Env::from_pairs(&[
+        (LOG_MAX_LINES_PER_AGGREGATE, "10"),
+        (LOG_MAX_LINES_PER_INVOCATION, "20"),
+    ]);
+    let config = Config::from_env(&env).unwrap();
+    assert_eq!(config.max_lines_per_aggregate, 10);
+    assert_eq!(config.max_lines_per_invocation, 20);
+    let zero = lambda_stream_kit::config::Env::from_pairs(&[(LOG_MAX_LINES_PER_AGGREGATE, "0")]);
+    let err = Config::from_env(&zero).unwrap_err().to_string();
+    assert!(err.contains(LOG_MAX_LINES_PER_AGGREGATE), "{err}");
 }
