@@ -5,8 +5,11 @@
 //! The input is the batch as JSON. Invariants (DoubleCloud):
 //! * exactly one result per input record, in order, each copying the
 //!   record's `eventID` (and the other envelope fields) or `""`;
-//! * `Split` results carry `cdc_split` and no `cdc`; `ProcessingFailed`
-//!   sends the original `cdc` back unchanged; `Dropped` carries neither;
+//! * `Split` results carry `cdc_split` and no `cdc`; `Ok` carries the
+//!   original `cdc` moved to `<table>_ProcessingFailed` (the dead-letter
+//!   table); `ProcessingFailed` (only for a record without a change item
+//!   object) sends the original `cdc` back unchanged; `Dropped` carries
+//!   neither;
 //! * every output change item is an `insert` with the five documented
 //!   columns, the IP in the `ip` column, and the output table when set;
 //! * the response serializes to valid JSON with the same record count.
@@ -21,6 +24,8 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use cdc_enricher::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
+use cdc_enricher::config::OnFailure;
 use cdc_enricher::doublecloud::{self, ChangeItem, Enrichment, SharedStr};
 use cdc_enricher::firehose;
 use lambda_stream_kit::result::ResultKind;
@@ -52,8 +57,14 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
     let enrichment = Enrichment {
         ip: SharedStr(Arc::from(IP)),
         output_table,
+        on_failure: OnFailure::DeadLetterTable,
     };
-    let response = doublecloud::transform(records.clone(), &enrichment);
+    let mut budget =
+        Budget::new(LAMBDA_RESPONSE_LIMIT, 0, Framing::Bare).expect("the limit holds nothing yet");
+    let Ok(response) = doublecloud::transform(records.clone(), &enrichment, &mut budget) else {
+        // Only an answer past Lambda's limit fails the batch here.
+        return;
+    };
     assert_eq!(
         response.records.len(),
         records.len(),
@@ -87,13 +98,22 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
                 match (&result.cdc, record.get("cdc")) {
                     (Some(ChangeItem::Original(sent)), Some(original)) => {
                         assert_eq!(sent, original, "the original cdc is sent back unchanged");
+                        assert!(!original.is_object(), "a change item is dead-lettered");
                     }
                     (None, None) => {}
                     (sent, original) => panic!("failed record sent back {sent:?} for {original:?}"),
                 }
             }
             ResultKind::Dropped => assert!(result.cdc.is_none() && result.cdc_split.is_none()),
-            ResultKind::Ok => panic!("the enricher answers Split, never Ok"),
+            ResultKind::Ok => {
+                let Some(ChangeItem::DeadLetter(item)) = &result.cdc else {
+                    panic!("an Ok result is a dead letter");
+                };
+                let original = record.get("cdc").expect("a dead letter had a cdc");
+                assert!(original.is_object());
+                let table = original.get("table").and_then(Value::as_str).unwrap_or_default();
+                assert_eq!(item["table"], format!("{table}_ProcessingFailed"));
+            }
         }
     }
 
@@ -145,7 +165,8 @@ fn firehose_batch(mut event: Value) {
     if firehose::check_record_ids(&records).is_err() {
         return;
     }
-    let response = firehose::transform(records.clone(), IP);
+    let response = firehose::transform(records.clone(), IP, LAMBDA_RESPONSE_LIMIT)
+        .expect("small batches always fit");
     assert_eq!(
         response.records.len(),
         records.len(),

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cdc_enricher::auth::SecretReader;
-use cdc_enricher::config::{Config, TokenSource};
+use cdc_enricher::config::{Config, OnFailure, TokenSource};
 use cdc_enricher::handler::{handle, CallError, Enricher, Response};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Secret;
@@ -39,6 +39,7 @@ fn enrichers() -> &'static [(bool, Enricher); 2] {
                 enrich_ip_url: "http://127.0.0.1:1/ip".into(),
                 token,
                 ip_timeout: Duration::from_millis(1),
+                on_failure: OnFailure::DeadLetterTable,
             };
             let no_secrets: SecretReader =
                 Box::new(|_, _| Box::pin(async { Err("no secrets while fuzzing".to_owned()) }));

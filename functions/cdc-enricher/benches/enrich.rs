@@ -12,6 +12,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cdc_enricher::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
+use cdc_enricher::config::OnFailure;
 use cdc_enricher::doublecloud::{take_records, transform, Enrichment, SharedStr};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::Value;
@@ -50,7 +52,13 @@ fn ours(bytes: &[u8], enrichment: &Enrichment<'_>) -> usize {
     let Ok(records) = take_records(&mut batch) else {
         return 0;
     };
-    serde_json::to_vec(&transform(records, enrichment)).map_or(0, |v| v.len())
+    let Some(mut budget) = Budget::new(LAMBDA_RESPONSE_LIMIT, 0, Framing::Bare) else {
+        return 0;
+    };
+    transform(records, enrichment, &mut budget)
+        .ok()
+        .and_then(|response| serde_json::to_vec(&response).ok())
+        .map_or(0, |v| v.len())
 }
 
 /// The floor: the same bytes parsed to a `Value` and written back.
@@ -64,6 +72,7 @@ fn cdc(c: &mut Criterion) {
     let enrichment = Enrichment {
         ip: SharedStr(Arc::from("44.201.33.239")),
         output_table: None,
+        on_failure: OnFailure::DeadLetterTable,
     };
     let answer = ours(&bytes, &enrichment);
     assert!(answer > 0, "the bench event must enrich");

@@ -9,6 +9,7 @@
 //! | `ENRICHER_AUTH` | `token` | `token`: Function-URL callers must send the bearer token from one of the two variables below; `none`: no token check |
 //! | `ENRICHER_TOKEN_SECRET_ARN` | unset | Secrets Manager secret holding the bearer token Function-URL callers must send |
 //! | `ENRICHER_TOKEN` | unset | the same token inline, for local runs only (refused in Lambda) |
+//! | `ENRICHER_ON_FAILURE` | `dead-letter-table` | what a Transferia change item that cannot be transformed is answered with; see [`OnFailure`] |
 //!
 //! The function never fails open: without a token it refuses to start
 //! unless `ENRICHER_AUTH=none` says that the Function URL needs no token
@@ -41,6 +42,54 @@ pub enum TokenSource {
     SecretArn(String),
 }
 
+/// What a Transferia change item that cannot be transformed is answered
+/// with (`ENRICHER_ON_FAILURE`). Firehose records always get
+/// `ProcessingFailed`: Firehose delivers those to its error output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnFailure {
+    /// `dead-letter-table`: `Ok`, with the item moved to the table
+    /// `<table>_ProcessingFailed` and the reason in a `__processing_error`
+    /// column. Transferia's CDC mode skips any other result without a
+    /// trace, so this is the only answer that keeps the item.
+    #[default]
+    DeadLetterTable,
+    /// `processing-failed`: `ProcessingFailed` with the original item, for
+    /// engines that act on it (Transferia's CDC mode loses the item).
+    ProcessingFailed,
+    /// `fail-call`: the whole call fails (HTTP 500 or a Lambda error), so the
+    /// engine retries it and, once its retries run out, stops the transfer.
+    FailCall,
+}
+
+impl OnFailure {
+    /// The variable's spelling of this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeadLetterTable => "dead-letter-table",
+            Self::ProcessingFailed => "processing-failed",
+            Self::FailCall => "fail-call",
+        }
+    }
+
+    fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let Some(value) = env.optional("ENRICHER_ON_FAILURE") else {
+            return Ok(Self::default());
+        };
+        [
+            Self::DeadLetterTable,
+            Self::ProcessingFailed,
+            Self::FailCall,
+        ]
+        .into_iter()
+        .find(|mode| value.trim().eq_ignore_ascii_case(mode.as_str()))
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "ENRICHER_ON_FAILURE",
+            value,
+            reason: "expected dead-letter-table, processing-failed or fail-call".into(),
+        })
+    }
+}
+
 /// Everything the enricher is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -54,6 +103,8 @@ pub struct Config {
     pub token: TokenSource,
     /// Upper bound for one IP fetch.
     pub ip_timeout: Duration,
+    /// What a Transferia change item that cannot be transformed becomes.
+    pub on_failure: OnFailure,
 }
 
 impl Config {
@@ -79,6 +130,7 @@ impl Config {
             enrich_ip_url,
             token: token_source(env)?,
             ip_timeout: Duration::from_millis(timeout_ms),
+            on_failure: OnFailure::from_env(env)?,
         })
     }
 }
@@ -169,9 +221,31 @@ mod tests {
                 enrich_ip_url: DEFAULT_IP_URL.into(),
                 token: TokenSource::None,
                 ip_timeout: Duration::from_millis(DEFAULT_IP_TIMEOUT_MS),
+                on_failure: OnFailure::DeadLetterTable,
             }
         );
     }
+
+    #[test]
+    fn on_failure_takes_its_three_spellings_and_refuses_others() {
+        for (value, mode) in [
+            ("dead-letter-table", OnFailure::DeadLetterTable),
+            ("Processing-Failed", OnFailure::ProcessingFailed),
+            ("fail-call", OnFailure::FailCall),
+        ] {
+            let env = Env::from_pairs(&[NO_AUTH, ("ENRICHER_ON_FAILURE", value)]);
+            assert_eq!(Config::from_env(&env).unwrap().on_failure, mode, "{value}");
+        }
+        let env = Env::from_pairs(&[NO_AUTH, ("ENRICHER_ON_FAILURE", "drop")]);
+        let err = Config::from_env(&env).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("ENRICHER_ON_FAILURE=\"drop\" is invalid"),
+            "{err}"
+        );
+    }
+
+    const NO_AUTH: (&str, &str) = ("ENRICHER_AUTH", "none");
 
     #[test]
     fn every_setting_is_read() {

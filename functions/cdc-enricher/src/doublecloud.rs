@@ -16,8 +16,15 @@
 //! * otherwise every line becomes one output change item and the record is
 //!   answered `Split` (an empty message gives an empty split, as in the
 //!   reference);
-//! * anything unreadable gives `ProcessingFailed` with the original `cdc`,
-//!   and the reason is logged.
+//! * anything unreadable is logged at WARN with its position and reason,
+//!   and answered as `ENRICHER_ON_FAILURE` says ([`OnFailure`]): by default
+//!   `Ok` with the item in its dead-letter table ([`dead_letter`]), because
+//!   Transferia's CDC mode skips a `ProcessingFailed` item without a trace.
+//!
+//! The answer is priced as it is built ([`Budget`]). Items are kept only
+//! while they fit, so memory follows the answer's size, not the number of
+//! lines; an answer that cannot fit fails the whole call
+//! ([`TransformError::TooLarge`]) rather than being cut short.
 //!
 //! Output change items leave out zero-valued fields, as the Go engine's own
 //! encoder does (no `id`, `nextlsn`, `schema`, `oldkeys`, …).
@@ -25,10 +32,14 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
-use lambda_stream_kit::result::{DoubleCloudEnvelope, DoubleCloudRecordResult, Outcome};
+use lambda_stream_kit::result::{
+    DoubleCloudEnvelope, DoubleCloudRecordResult, Outcome, ResultKind,
+};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::budget::Budget;
+use crate::config::OnFailure;
 use crate::enrich::{self, EnrichedEvent};
 
 /// Column names of every output change item.
@@ -125,15 +136,22 @@ impl Serialize for EnrichedChangeItem {
     }
 }
 
-/// A change item in a result: an enriched one, or the original sent back.
+/// A change item in a result: an enriched one, a dead letter, or the
+/// original sent back.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum ChangeItem {
     /// Produced by this function.
     Enriched(EnrichedChangeItem),
+    /// The input's `cdc` moved to its dead-letter table, with the reason in
+    /// [`REASON_COLUMN`] where its schema can hold it (see [`dead_letter`]).
+    DeadLetter(Value),
     /// The input's `cdc`, untouched.
     Original(Value),
 }
+
+/// The column a dead letter carries its failure reason in.
+pub const REASON_COLUMN: &str = "__processing_error";
 
 /// The response body: `{"Records":[…]}`, one result per input record.
 #[derive(Debug, Serialize)]
@@ -153,6 +171,44 @@ pub enum BatchError {
     NotAList(&'static str),
 }
 
+/// Why a batch was read but cannot be answered: the call fails, and the
+/// engine retries it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransformError {
+    /// The answer would pass Lambda's response limit. Nothing is answered
+    /// (a shorter answer would mean a count mismatch or lost items), and the
+    /// operator is told what to change.
+    #[error(
+        "the answer would exceed Lambda's {limit}-byte response limit: {fitted} of {records} \
+         records fit. {advice}",
+        limit = crate::budget::LAMBDA_RESPONSE_LIMIT,
+        advice = if *fitted == 0 {
+            "The first record alone expands beyond it, which a smaller batch cannot change: \
+             split such Kafka messages upstream"
+        } else {
+            "Lower the transfer's buffer size so that each call carries less input"
+        }
+    )]
+    TooLarge {
+        /// How many records fitted before the one that did not.
+        fitted: usize,
+        /// The records in the call.
+        records: usize,
+    },
+    /// A record cannot be transformed and `ENRICHER_ON_FAILURE=fail-call`.
+    #[error(
+        "record {index} cannot be transformed: {reason} (ENRICHER_ON_FAILURE=fail-call fails \
+         the whole call)"
+    )]
+    RecordFailed {
+        /// Its position in the batch.
+        index: usize,
+        /// Why, by position only: it never quotes the input.
+        reason: String,
+    },
+}
+
 /// Takes the record list out of a batch.
 pub fn take_records(batch: &mut Value) -> Result<Vec<Value>, BatchError> {
     match batch.get_mut("Records").map(Value::take) {
@@ -169,50 +225,193 @@ pub struct Enrichment<'a> {
     pub ip: SharedStr,
     /// `OUTPUT_TABLE`, when configured.
     pub output_table: Option<&'a str>,
+    /// `ENRICHER_ON_FAILURE`.
+    pub on_failure: OnFailure,
 }
 
-/// Transforms every record: exactly one result per record, in order.
-pub fn transform(records: Vec<Value>, enrichment: &Enrichment<'_>) -> DoubleCloudResponse {
-    DoubleCloudResponse {
-        records: records
-            .into_iter()
-            .enumerate()
-            .map(|(index, record)| transform_record(index, record, enrichment))
-            .collect(),
+/// Transforms every record: exactly one result per record, in order, or an
+/// error for the whole call. `budget` is what the answer may take once
+/// serialized; it must not already count the `{"Records":[]}` around the
+/// results.
+pub fn transform(
+    records: Vec<Value>,
+    enrichment: &Enrichment<'_>,
+    budget: &mut Budget,
+) -> Result<DoubleCloudResponse, TransformError> {
+    let total = records.len();
+    let too_large = |fitted| TransformError::TooLarge {
+        fitted,
+        records: total,
+    };
+    if !budget.try_spend(budget.cost_of_text(r#"{"Records":[]}"#)) {
+        return Err(too_large(0));
     }
+    let mut results = Vec::with_capacity(total);
+    for (index, record) in records.into_iter().enumerate() {
+        let separator = if index == 0 {
+            0
+        } else {
+            budget.cost_of_text(",")
+        };
+        if !budget.try_spend(separator) {
+            return Err(too_large(index));
+        }
+        let result = transform_record(index, record, enrichment, budget)?;
+        results.push(result.ok_or_else(|| too_large(index))?);
+    }
+    Ok(DoubleCloudResponse { records: results })
 }
 
+/// One record's result, its cost taken from `budget`; `None` when it does
+/// not fit.
 fn transform_record(
     index: usize,
     mut record: Value,
     enrichment: &Enrichment<'_>,
-) -> DoubleCloudRecordResult<ChangeItem> {
+    budget: &mut Budget,
+) -> Result<Option<DoubleCloudRecordResult<ChangeItem>>, TransformError> {
     let envelope = envelope(&record);
-    let outcome = match record.get("cdc") {
-        Some(cdc @ Value::Object(_)) => enrich_change_item(cdc, enrichment),
-        Some(Value::Null) | None => Outcome::failed("record has no cdc change item"),
-        Some(other) => Outcome::failed(format!(
+    // Priced once with no items, so each item only adds its own cost.
+    let empty_split =
+        DoubleCloudRecordResult::new(envelope.clone(), Outcome::<ChangeItem>::Split(vec![]), None);
+    let split_cost = budget.cost_of(&empty_split);
+    let allowance = budget.remaining().saturating_sub(split_cost);
+    let step = match record.get("cdc") {
+        Some(cdc @ Value::Object(_)) => enrich_change_item(cdc, enrichment, budget, allowance),
+        Some(Value::Null) | None => Step::Failed("record has no cdc change item".into()),
+        Some(other) => Step::Failed(format!(
             "cdc is {}, expected a change item object",
             json_kind(other)
         )),
     };
-    match &outcome {
-        Outcome::ProcessingFailed { reason } => {
-            tracing::warn!(index, event_id = %envelope.event_id, reason = %reason, "record failed");
+    let result = match step {
+        Step::Split { items, cost } => {
+            let fits = budget.try_spend(split_cost.saturating_add(cost));
+            return Ok(
+                fits.then(|| DoubleCloudRecordResult::new(envelope, Outcome::Split(items), None))
+            );
         }
-        Outcome::Dropped => {
+        Step::DoesNotFit => return Ok(None),
+        Step::Dropped => {
             tracing::info!(index, event_id = %envelope.event_id, "record has a null message: dropped");
+            DoubleCloudRecordResult::new(envelope, Outcome::Dropped, None)
         }
-        Outcome::Ok(_) | Outcome::Split(_) => {}
-    }
-    let original = match &outcome {
-        Outcome::ProcessingFailed { .. } => record
-            .get_mut("cdc")
-            .map(Value::take)
-            .map(ChangeItem::Original),
-        _ => None,
+        Step::Failed(reason) => {
+            let cdc = record.get_mut("cdc").map(Value::take);
+            let keep = matches!(cdc, Some(Value::Object(_)));
+            let answer = match enrichment.on_failure {
+                OnFailure::FailCall => "the whole call fails",
+                OnFailure::DeadLetterTable if keep => "Ok in the dead-letter table",
+                OnFailure::DeadLetterTable | OnFailure::ProcessingFailed => "ProcessingFailed",
+            };
+            tracing::warn!(index, event_id = %envelope.event_id, reason = %reason, answer, "record failed");
+            match (enrichment.on_failure, cdc) {
+                (OnFailure::FailCall, _) => {
+                    return Err(TransformError::RecordFailed { index, reason })
+                }
+                (OnFailure::DeadLetterTable, Some(cdc @ Value::Object(_))) => {
+                    let item = ChangeItem::DeadLetter(dead_letter(cdc, &reason));
+                    DoubleCloudRecordResult::new(envelope, Outcome::Ok(item), None)
+                }
+                // Without a change item there is nothing to keep: the
+                // engine never sends such a record in CDC mode.
+                (_, cdc) => DoubleCloudRecordResult::new(
+                    envelope,
+                    Outcome::failed(reason),
+                    cdc.map(ChangeItem::Original),
+                ),
+            }
+        }
     };
-    DoubleCloudRecordResult::new(envelope, outcome, original)
+    let fits = budget.try_spend(budget.cost_of(&result));
+    Ok(fits.then_some(result))
+}
+
+/// What became of one change item, before it is priced as a result.
+enum Step {
+    /// Every line enriched; `cost` is what the items and the commas
+    /// between them take.
+    Split { items: Vec<ChangeItem>, cost: usize },
+    /// Every line is good, but the items do not fit the answer.
+    DoesNotFit,
+    /// A `null` message.
+    Dropped,
+    /// Unreadable; the reason never quotes the input.
+    Failed(String),
+}
+
+/// The change item `cdc` moved to the dead-letter table
+/// `<table>_ProcessingFailed` (the engine's own naming for results of its
+/// YDS mode), every other field kept. The reason goes in a
+/// [`REASON_COLUMN`] column of type `utf8` when the item's columns can hold
+/// it: `columnnames` and `columnvalues` are lists of the same length and
+/// `table_schema` is a list (the new entry takes `table_schema` and
+/// `table_name` from the first one). An existing column of that name gets
+/// the new reason.
+pub fn dead_letter(mut cdc: Value, reason: &str) -> Value {
+    let Some(item) = cdc.as_object_mut() else {
+        return cdc;
+    };
+    let table = item
+        .get("table")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let table = format!("{table}_{}", ResultKind::ProcessingFailed.as_str());
+    item.insert("table".into(), Value::String(table));
+
+    let names = item
+        .get("columnnames")
+        .and_then(Value::as_array)
+        .map(Vec::len);
+    let values = item
+        .get("columnvalues")
+        .and_then(Value::as_array)
+        .map(Vec::len);
+    let has_schema = item.get("table_schema").is_some_and(Value::is_array);
+    if names.is_none() || names != values || !has_schema {
+        return cdc;
+    }
+    let existing = item
+        .get("columnnames")
+        .and_then(Value::as_array)
+        .and_then(|names| names.iter().position(|n| n.as_str() == Some(REASON_COLUMN)));
+    let reason = Value::String(reason.to_owned());
+    let list = |item: &mut serde_json::Map<String, Value>, name: &str| {
+        item.get_mut(name)
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    };
+    let mut values = list(item, "columnvalues");
+    match existing {
+        Some(position) => {
+            if let Some(slot) = values.get_mut(position) {
+                *slot = reason;
+            }
+        }
+        None => {
+            values.push(reason);
+            let mut names = list(item, "columnnames");
+            names.push(Value::from(REASON_COLUMN));
+            item.insert("columnnames".into(), Value::Array(names));
+            let mut schema = list(item, "table_schema");
+            // The column belongs to the same source table as its neighbours.
+            let mut column = serde_json::Map::new();
+            if let Some(Value::Object(first)) = schema.first() {
+                for key in ["table_schema", "table_name"] {
+                    if let Some(value) = first.get(key) {
+                        column.insert(key.into(), value.clone());
+                    }
+                }
+            }
+            column.insert("name".into(), Value::from(REASON_COLUMN));
+            column.insert("type".into(), Value::from("utf8"));
+            schema.push(Value::Object(column));
+            item.insert("table_schema".into(), Value::Array(schema));
+        }
+    }
+    item.insert("columnvalues".into(), Value::Array(values));
+    cdc
 }
 
 /// Copies the envelope fields; a missing or non-text field is left empty
@@ -234,40 +433,66 @@ fn envelope(record: &Value) -> DoubleCloudEnvelope {
     }
 }
 
-fn enrich_change_item(cdc: &Value, enrichment: &Enrichment<'_>) -> Outcome<ChangeItem> {
+/// Enriches every line of `cdc`'s message, keeping the items only while
+/// they fit in `allowance` bytes of the answer. Past that, the remaining
+/// lines are still read, one at a time and without keeping them, because a
+/// bad line makes the record a (smaller) failure instead.
+fn enrich_change_item(
+    cdc: &Value,
+    enrichment: &Enrichment<'_>,
+    budget: &Budget,
+    allowance: usize,
+) -> Step {
     let commit_time = match cdc.get("commitTime") {
         None | Some(Value::Null) => 0,
         Some(value) => match value.as_u64() {
             Some(n) => n,
-            None => return Outcome::failed("commitTime is not an unsigned 64-bit integer"),
+            None => return Step::Failed("commitTime is not an unsigned 64-bit integer".into()),
         },
     };
     let message = match message_text(cdc) {
         Ok(Some(text)) => text,
-        Ok(None) => return Outcome::Dropped,
-        Err(reason) => return Outcome::failed(reason),
-    };
-    let events = match enrich::parse_message(&message) {
-        Ok(events) => events,
-        Err(e) => return Outcome::failed(e.to_string()),
+        Ok(None) => return Step::Dropped,
+        Err(reason) => return Step::Failed(reason),
     };
     let table = SharedStr(match enrichment.output_table {
         Some(table) => Arc::from(table),
         None => Arc::from(cdc.get("table").and_then(Value::as_str).unwrap_or_default()),
     });
-    Outcome::Split(
-        events
-            .into_iter()
-            .map(|event| {
-                ChangeItem::Enriched(EnrichedChangeItem {
-                    commit_time,
-                    table: table.clone(),
-                    ip: enrichment.ip.clone(),
-                    event,
-                })
-            })
-            .collect(),
-    )
+    let comma = budget.cost_of_text(",");
+    let mut items = Vec::new();
+    let mut cost = 0usize;
+    let mut fits = true;
+    for event in enrich::events(&message) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return Step::Failed(e.to_string()),
+        };
+        if !fits {
+            continue;
+        }
+        let item = ChangeItem::Enriched(EnrichedChangeItem {
+            commit_time,
+            table: table.clone(),
+            ip: enrichment.ip.clone(),
+            event,
+        });
+        let separator = if items.is_empty() { 0 } else { comma };
+        cost = cost
+            .saturating_add(separator)
+            .saturating_add(budget.cost_of(&item));
+        if cost <= allowance {
+            items.push(item);
+        } else {
+            fits = false;
+            items = Vec::new();
+        }
+    }
+    if fits {
+        Step::Split { items, cost }
+    } else {
+        Step::DoesNotFit
+    }
 }
 
 /// The message text of a change item: `Ok(None)` for a `null` message.
@@ -301,7 +526,12 @@ fn message_text(cdc: &Value) -> Result<Option<std::borrow::Cow<'_, str>>, String
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| format!("{name} column is typed string but is not valid base64: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "{name} column is typed string but is not valid base64: {}",
+                base64_error(&e)
+            )
+        })?;
     String::from_utf8(bytes)
         .map(|text| Some(std::borrow::Cow::Owned(text)))
         .map_err(|_| format!("{name} column decodes from base64 to bytes that are not UTF-8"))
@@ -315,6 +545,21 @@ fn column_type<'a>(cdc: &'a Value, name: &str) -> Option<&'a str> {
         .find(|column| column.get("name").and_then(Value::as_str) == Some(name))?
         .get("type")?
         .as_str()
+}
+
+/// A base64 error by kind and offset: the decoder's own message quotes the
+/// offending symbol.
+pub fn base64_error(error: &base64::DecodeError) -> String {
+    match error {
+        base64::DecodeError::InvalidByte(offset, _) => format!("invalid symbol at offset {offset}"),
+        base64::DecodeError::InvalidLength(length) => {
+            format!("invalid length ({length} symbols)")
+        }
+        base64::DecodeError::InvalidLastSymbol { offset, .. } => {
+            format!("invalid last symbol at offset {offset}")
+        }
+        base64::DecodeError::InvalidPadding => "invalid padding".into(),
+    }
 }
 
 /// A JSON value's kind, for error messages that must not quote data.
@@ -338,7 +583,18 @@ mod tests {
         Enrichment {
             ip: SharedStr(Arc::from("44.201.33.239")),
             output_table: None,
+            on_failure: OnFailure::ProcessingFailed,
         }
+    }
+
+    fn budget(limit: usize) -> Budget {
+        Budget::new(limit, 0, crate::budget::Framing::Bare).unwrap()
+    }
+
+    /// `transform` under Lambda's limit, serialized.
+    fn answer(records: Vec<Value>, enrichment: &Enrichment<'_>) -> Value {
+        let mut budget = budget(crate::budget::LAMBDA_RESPONSE_LIMIT);
+        serde_json::to_value(transform(records, enrichment, &mut budget).unwrap()).unwrap()
     }
 
     fn record(event_id: &str, cdc: Value) -> Value {
@@ -356,9 +612,7 @@ mod tests {
     }
 
     fn one(cdc: Value) -> Value {
-        serde_json::to_value(transform(vec![record("1.0", cdc)], &enrichment())).unwrap()["Records"]
-            [0]
-        .take()
+        answer(vec![record("1.0", cdc)], &enrichment())["Records"][0].take()
     }
 
     #[test]
@@ -399,11 +653,10 @@ mod tests {
     fn the_output_table_replaces_the_input_table_when_configured() {
         let mut with_table = enrichment();
         with_table.output_table = Some("enriched");
-        let response = transform(
+        let v = answer(
             vec![record("1", change_item("value", "utf8", json!("ts=1")))],
             &with_table,
         );
-        let v = serde_json::to_value(response).unwrap();
         assert_eq!(v["Records"][0]["cdc_split"][0]["table"], "enriched");
         assert_eq!(
             one(change_item("value", "utf8", json!("ts=1")))["cdc_split"][0]["table"],
@@ -472,13 +725,184 @@ mod tests {
             record("2", Value::Null),
             json!({"eventID": "3", "cdc": "x"}),
         ];
-        let v = serde_json::to_value(transform(records, &enrichment())).unwrap();
+        let v = answer(records, &enrichment());
         let results = v["Records"].as_array().unwrap();
         assert_eq!(results.len(), 3);
         assert!(results.iter().all(|r| r["result"] == "ProcessingFailed"));
         assert_eq!(results[0]["eventID"], "");
         assert_eq!(results[1]["eventID"], "2");
         assert_eq!(results[2]["cdc"], "x");
+    }
+
+    #[test]
+    fn a_failed_item_goes_to_its_dead_letter_table_with_the_reason_as_a_column() {
+        let mut dead_letters = enrichment();
+        dead_letters.on_failure = OnFailure::DeadLetterTable;
+        let cdc = change_item("value", "utf8", json!("no ts here"));
+        let result = &answer(vec![record("1.0", cdc.clone())], &dead_letters)["Records"][0];
+        assert_eq!(result["result"], "Ok");
+        let item = &result["cdc"];
+        assert_eq!(item["table"], "t_ProcessingFailed");
+        assert_eq!(
+            item["columnnames"],
+            json!(["topic", "value", REASON_COLUMN])
+        );
+        assert_eq!(
+            item["columnvalues"],
+            json!([
+                "t",
+                "no ts here",
+                "line 1: no ts parameter (ts is the required key column)"
+            ])
+        );
+        assert_eq!(
+            item["table_schema"][2],
+            json!({"name": REASON_COLUMN, "type": "utf8"})
+        );
+        // Everything else is the original's.
+        assert_eq!(item["commitTime"], cdc["commitTime"]);
+        assert_eq!(item["kind"], "insert");
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_reason_out_of_columns_that_cannot_hold_it() {
+        let misaligned = json!({"table": "t", "columnnames": ["value", "key"], "columnvalues": ["x"],
+                                "table_schema": []});
+        let item = dead_letter(misaligned.clone(), "why");
+        assert_eq!(item["table"], "t_ProcessingFailed");
+        assert_eq!(item["columnnames"], misaligned["columnnames"]);
+        assert_eq!(item["columnvalues"], misaligned["columnvalues"]);
+
+        let no_schema = json!({"columnnames": ["value"], "columnvalues": [1]});
+        let item = dead_letter(no_schema, "why");
+        assert_eq!(item["table"], "_ProcessingFailed");
+        assert_eq!(item["columnnames"], json!(["value"]));
+
+        let again = json!({"table": "t", "columnnames": ["value", REASON_COLUMN],
+                           "columnvalues": ["x", "old"], "table_schema": []});
+        let item = dead_letter(again, "new");
+        assert_eq!(item["columnvalues"], json!(["x", "new"]));
+        assert_eq!(item["table_schema"], json!([]));
+    }
+
+    #[test]
+    fn a_record_without_a_change_item_cannot_be_dead_lettered_and_stays_failed() {
+        let mut dead_letters = enrichment();
+        dead_letters.on_failure = OnFailure::DeadLetterTable;
+        let v = answer(
+            vec![json!({"eventID": "1"}), json!({"eventID": "2", "cdc": 5})],
+            &dead_letters,
+        );
+        assert_eq!(v["Records"][0]["result"], "ProcessingFailed");
+        assert!(v["Records"][0].get("cdc").is_none(), "no Ok without a cdc");
+        assert_eq!(v["Records"][1]["result"], "ProcessingFailed");
+        assert_eq!(v["Records"][1]["cdc"], 5);
+    }
+
+    #[test]
+    fn fail_call_fails_the_whole_batch_on_the_first_bad_item() {
+        let mut strict = enrichment();
+        strict.on_failure = OnFailure::FailCall;
+        let records = vec![
+            record("1", change_item("value", "utf8", json!("ts=1"))),
+            record("2", change_item("value", "string", json!("%%%"))),
+        ];
+        let err = transform(records, &strict, &mut budget(1 << 20)).unwrap_err();
+        assert_eq!(
+            err,
+            TransformError::RecordFailed {
+                index: 1,
+                reason: "value column is typed string but is not valid base64: \
+                         invalid symbol at offset 0"
+                    .into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_answer_fits_its_budget_to_the_byte_or_fails_whole() {
+        let records = || {
+            vec![
+                record("1", change_item("value", "utf8", json!("ts=1\nts=2"))),
+                record("2", change_item("value", "utf8", Value::Null)),
+                record("3", change_item("value", "utf8", json!("bad"))),
+            ]
+        };
+        let exact =
+            serde_json::to_vec(&transform(records(), &enrichment(), &mut budget(1 << 20)).unwrap())
+                .unwrap()
+                .len();
+        let mut fitting = budget(exact);
+        assert!(transform(records(), &enrichment(), &mut fitting).is_ok());
+        assert_eq!(fitting.remaining(), 0, "every byte was counted");
+        // One byte less does not fit, at whichever record it runs out.
+        for limit in [exact - 1, exact / 2, 20] {
+            let err = transform(records(), &enrichment(), &mut budget(limit)).unwrap_err();
+            assert!(
+                matches!(err, TransformError::TooLarge { records: 3, .. }),
+                "{limit}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_too_large_on_its_own_tells_the_operator_that_a_smaller_batch_cannot_help() {
+        let lines = "ts=1\n".repeat(100);
+        let err = transform(
+            vec![record("1", change_item("value", "utf8", json!(lines)))],
+            &enrichment(),
+            &mut budget(4_000),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TransformError::TooLarge {
+                fitted: 0,
+                records: 1
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("split such Kafka messages upstream"),
+            "{err}"
+        );
+        let with_others = TransformError::TooLarge {
+            fitted: 3,
+            records: 9,
+        };
+        assert!(
+            with_others
+                .to_string()
+                .ends_with("Lower the transfer's buffer size so that each call carries less input"),
+            "{with_others}"
+        );
+    }
+
+    #[test]
+    fn an_item_that_does_not_fit_but_has_a_bad_line_later_is_a_failure_not_too_large() {
+        let mut lines = "ts=1\n".repeat(100);
+        lines.push_str("no ts");
+        let response = transform(
+            vec![record("1", change_item("value", "utf8", json!(lines)))],
+            &enrichment(),
+            &mut budget(4_000),
+        )
+        .unwrap();
+        assert_eq!(response.records[0].result, ResultKind::ProcessingFailed);
+    }
+
+    #[test]
+    fn base64_errors_are_described_without_the_offending_symbol() {
+        for (text, want) in [
+            ("ab\u{7}d", "invalid symbol at offset 2"),
+            ("abcde", "invalid length (5 symbols)"),
+            ("YR==", "invalid last symbol at offset 1"),
+        ] {
+            let err = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap_err();
+            assert_eq!(base64_error(&err), want, "{text}");
+        }
     }
 
     #[test]

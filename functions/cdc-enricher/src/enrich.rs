@@ -65,12 +65,18 @@ pub enum LineError {
 /// Parses every non-blank line of `message`. Any bad line fails the whole
 /// message, so a record is either fully enriched or sent back untouched.
 pub fn parse_message(message: &str) -> Result<Vec<EnrichedEvent>, LineError> {
+    events(message).collect()
+}
+
+/// The events of `message`, parsed one line at a time as they are asked
+/// for: a message of a million short lines is never a million events in
+/// memory at once.
+pub fn events(message: &str) -> impl Iterator<Item = Result<EnrichedEvent, LineError>> + '_ {
     message
         .split('\n')
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| parse_line(line.strip_suffix('\r').unwrap_or(line), index + 1))
-        .collect()
 }
 
 /// Parses one non-blank line; `line_number` is only used in errors.

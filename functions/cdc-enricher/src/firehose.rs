@@ -11,17 +11,21 @@
 //!   could not be decoded: Firehose delivers its own copy of the original to
 //!   the error output anyway).
 //!
+//! The answer is kept under Lambda's 6 MB response limit: a record whose
+//! output does not fit is answered `ProcessingFailed` (see [`transform`]).
+//!
 //! A record without a `recordId` cannot be answered, and Firehose rejects a
 //! response that misses one, so the whole call fails instead.
 
 use std::collections::HashMap;
 
-use aws_lambda_events::firehose::KinesisFirehoseResponse;
+use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 use base64::Engine as _;
-use lambda_stream_kit::result::{firehose_record, Outcome};
+use lambda_stream_kit::result::{firehose_record, Outcome, ResultKind};
 use serde_json::Value;
 
-use crate::doublecloud::json_kind;
+use crate::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
+use crate::doublecloud::{base64_error, json_kind};
 use crate::enrich;
 
 /// Why a Firehose event cannot be answered record by record.
@@ -36,6 +40,16 @@ pub enum FirehoseError {
     NoRecordId {
         /// Its position in the batch.
         index: usize,
+    },
+    /// Even with every record answered `ProcessingFailed` without its data,
+    /// the answer would pass Lambda's response limit.
+    #[error(
+        "the answer to these {records} records would exceed Lambda's {LAMBDA_RESPONSE_LIMIT}-byte \
+         response limit: lower the delivery stream's processing buffer size"
+    )]
+    TooLarge {
+        /// The records in the call.
+        records: usize,
     },
     /// Two records share a `recordId`.
     #[error("record {index} repeats recordId {record_id:?}, which must be answered exactly once")]
@@ -75,30 +89,108 @@ pub fn check_record_ids(records: &[Value]) -> Result<(), FirehoseError> {
 }
 
 /// Transforms every record; the ids must have passed [`check_record_ids`].
-pub fn transform(records: Vec<Value>, ip: &str) -> KinesisFirehoseResponse {
-    let mut response = KinesisFirehoseResponse::default();
-    response.records = records
-        .into_iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let record_id = record
+///
+/// The answer stays within `limit` bytes: each record's smallest answer
+/// (`ProcessingFailed` without data) is set aside first, so a record that
+/// comes late still gets one, and a record whose output does not fit what
+/// is left is answered `ProcessingFailed` (with its original data when that
+/// fits). Only when even the smallest answers cannot fit does the call fail.
+pub fn transform(
+    records: Vec<Value>,
+    ip: &str,
+    limit: usize,
+) -> Result<KinesisFirehoseResponse, FirehoseError> {
+    let total = records.len();
+    let too_large = FirehoseError::TooLarge { records: total };
+    let mut budget = Budget::new(limit, 0, Framing::Bare).ok_or(too_large.clone())?;
+    let ids: Vec<String> = records
+        .iter()
+        .map(|record| {
+            record
                 .get("recordId")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
-                .to_owned();
-            let (outcome, original) = transform_data(record.get("data"), ip);
-            if let Outcome::ProcessingFailed { reason } = &outcome {
-                tracing::warn!(index, record_id = %record_id, reason = %reason, "record failed");
-            }
-            firehose_record(record_id, outcome, original, HashMap::new())
+                .to_owned()
         })
         .collect();
-    response
+    let floors: Vec<usize> = ids
+        .iter()
+        .map(|id| budget.cost_of(&answer(id.clone(), ResultKind::ProcessingFailed)))
+        .collect();
+    let framing = budget.cost_of_text(r#"{"records":[]}"#) + total.saturating_sub(1);
+    let reserved = floors
+        .iter()
+        .fold(framing, |sum, floor| sum.saturating_add(*floor));
+    if !budget.try_spend(reserved) {
+        return Err(too_large);
+    }
+
+    let mut response = KinesisFirehoseResponse::default();
+    response.records = Vec::with_capacity(total);
+    for (index, ((record, record_id), floor)) in
+        records.into_iter().zip(ids).zip(floors).enumerate()
+    {
+        budget.refund(floor);
+        let ok_overhead = budget.cost_of(&answer(record_id.clone(), ResultKind::Ok));
+        // Base64 turns every 3 bytes into 4.
+        let room = budget.remaining().saturating_sub(ok_overhead) / 4 * 3;
+        let (outcome, original) = transform_data(record.get("data"), ip, room);
+        let (kind, data) = match outcome {
+            Outcome::Ok(data) => (ResultKind::Ok, data),
+            Outcome::Split(parts) => (ResultKind::Ok, parts.join(&b'\n')),
+            Outcome::Dropped => (ResultKind::Dropped, Vec::new()),
+            Outcome::ProcessingFailed { reason } => {
+                tracing::warn!(index, record_id = %record_id, reason = %reason, "record failed");
+                (ResultKind::ProcessingFailed, original)
+            }
+        };
+        let mut result = answer(record_id, kind);
+        let cost = budget
+            .cost_of(&result)
+            .saturating_add(base64_len(data.len()));
+        if budget.try_spend(cost) {
+            *result.data = data;
+        } else {
+            // Only a failure's original data can miss here (an output
+            // bigger than `room` is already a failure): Firehose delivers
+            // its own copy of the original to the error output anyway.
+            tracing::warn!(
+                index,
+                record_id = ?result.record_id,
+                "record failed: its original data does not fit in the answer and is not sent back"
+            );
+            result.result = Some(ResultKind::ProcessingFailed.as_str().to_owned());
+            let cost = budget.cost_of(&result);
+            if !budget.try_spend(cost) {
+                // Unreachable while the floor was set aside; fail rather
+                // than send an answer Lambda would refuse.
+                return Err(too_large);
+            }
+        }
+        response.records.push(result);
+    }
+    Ok(response)
+}
+
+/// One answer record of `kind`, with no data yet: what it costs before its
+/// data is added.
+fn answer(record_id: String, kind: ResultKind) -> KinesisFirehoseResponseRecord {
+    let outcome = match kind {
+        ResultKind::Ok | ResultKind::Split => Outcome::Ok(Vec::new()),
+        ResultKind::Dropped => Outcome::Dropped,
+        ResultKind::ProcessingFailed => Outcome::failed(""),
+    };
+    firehose_record(record_id, outcome, Vec::new(), HashMap::new())
+}
+
+/// The length of padded standard base64 for `bytes` bytes.
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3).saturating_mul(4)
 }
 
 /// The outcome for one record's `data`, and the original bytes to send back
-/// with a failure.
-fn transform_data(data: Option<&Value>, ip: &str) -> (Outcome<Vec<u8>>, Vec<u8>) {
+/// with a failure. An output longer than `room` bytes is a failure.
+fn transform_data(data: Option<&Value>, ip: &str, room: usize) -> (Outcome<Vec<u8>>, Vec<u8>) {
     let encoded = match data {
         Some(Value::String(text)) => text,
         Some(Value::Null) | None => return (Outcome::failed("record has no data"), Vec::new()),
@@ -111,31 +203,51 @@ fn transform_data(data: Option<&Value>, ip: &str) -> (Outcome<Vec<u8>>, Vec<u8>)
         Ok(bytes) => bytes,
         Err(e) => {
             return (
-                Outcome::failed(format!("data is not valid base64: {e}")),
+                Outcome::failed(format!("data is not valid base64: {}", base64_error(&e))),
                 Vec::new(),
             )
         }
     };
     let outcome = match std::str::from_utf8(&bytes) {
         Err(_) => Outcome::failed("data is not UTF-8 text"),
-        Ok(text) => match enrich::parse_message(text) {
-            Err(e) => Outcome::failed(e.to_string()),
-            Ok(events) if events.is_empty() => Outcome::Dropped,
-            Ok(events) => ndjson(&events, ip),
-        },
+        Ok(text) => ndjson(text, ip, room),
     };
     (outcome, bytes)
 }
 
-fn ndjson(events: &[enrich::EnrichedEvent], ip: &str) -> Outcome<Vec<u8>> {
-    let mut out = Vec::with_capacity(events.len() * 192);
-    for event in events {
+/// The enriched lines of `message`, one JSON object per line. Output is kept
+/// only up to `room` bytes; past that the rest is still read, because a bad
+/// line is reported as such rather than as too large.
+fn ndjson(message: &str, ip: &str, room: usize) -> Outcome<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut events = 0usize;
+    let mut fits = true;
+    for event in enrich::events(message) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        events += 1;
+        if !fits {
+            continue;
+        }
         if let Err(e) = serde_json::to_writer(&mut out, &event.as_json(ip)) {
             return Outcome::failed(format!("cannot serialize an enriched event: {e}"));
         }
         out.push(b'\n');
+        if out.len() > room {
+            fits = false;
+            out = Vec::new();
+        }
     }
-    Outcome::Ok(out)
+    match (events, fits) {
+        (0, _) => Outcome::Dropped,
+        (_, true) => Outcome::Ok(out),
+        (_, false) => Outcome::failed(format!(
+            "the enriched events do not fit in Lambda's {LAMBDA_RESPONSE_LIMIT}-byte response \
+             with the rest of the batch: lower the delivery stream's processing buffer size"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -152,7 +264,8 @@ mod tests {
             json!({"invocationId": "i", "deliveryStreamArn": "arn", "records": records});
         let records = take_records(&mut event).unwrap();
         check_record_ids(&records).unwrap();
-        serde_json::to_value(transform(records, "44.201.33.239")).unwrap()["records"]
+        serde_json::to_value(transform(records, "44.201.33.239", LAMBDA_RESPONSE_LIMIT).unwrap())
+            .unwrap()["records"]
             .as_array()
             .unwrap()
             .clone()

@@ -12,7 +12,13 @@
 //!   `{"error": …}`, or a Lambda error;
 //! * the enrichment IP cannot be had, or the caller token cannot be read
 //!   from Secrets Manager: HTTP 503, or a Lambda error;
-//! * a Firehose record without a `recordId`, or with a repeated one.
+//! * a Firehose record without a `recordId`, or with a repeated one;
+//! * an answer that would pass Lambda's 6 MB response limit
+//!   ([`crate::budget`]): for Transferia the whole call (the operator is told
+//!   to lower the transfer's buffer size), for Firehose only when not even
+//!   a bare `ProcessingFailed` per record fits;
+//! * with `ENRICHER_ON_FAILURE=fail-call`, a change item that cannot be
+//!   transformed.
 //!
 //! The probe `{"Records":[]}` is answered `{"Records":[]}` without needing
 //! the IP.
@@ -33,8 +39,11 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::auth::{SecretReader, TokenGuard, TokenUnavailable};
+use crate::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
 use crate::config::Config;
-use crate::doublecloud::{self, BatchError, DoubleCloudResponse, Enrichment, SharedStr};
+use crate::doublecloud::{
+    self, BatchError, ChangeItem, DoubleCloudResponse, Enrichment, SharedStr, TransformError,
+};
 use crate::firehose::{self, FirehoseError};
 use crate::ip::{IpError, IpSource};
 
@@ -47,6 +56,8 @@ pub struct Enricher {
     config: Config,
     ips: IpSource,
     guard: TokenGuard,
+    /// Lambda's response limit; smaller in tests that probe the boundary.
+    response_limit: usize,
 }
 
 impl Enricher {
@@ -56,7 +67,16 @@ impl Enricher {
             ips: IpSource::new(&config)?,
             guard: TokenGuard::new(config.token.clone(), read_secret),
             config,
+            response_limit: LAMBDA_RESPONSE_LIMIT,
         })
+    }
+
+    /// The same enricher answering within `limit` bytes instead of
+    /// Lambda's limit, so tests can reach the boundary with small batches.
+    #[cfg(test)]
+    pub(crate) fn with_response_limit(mut self, limit: usize) -> Self {
+        self.response_limit = limit;
+        self
     }
 }
 
@@ -85,6 +105,10 @@ pub enum CallError {
     /// The DoubleCloud batch has no record list.
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// The DoubleCloud batch cannot be answered: too large an answer, or a
+    /// failed record under `ENRICHER_ON_FAILURE=fail-call`.
+    #[error(transparent)]
+    Transform(#[from] TransformError),
     /// The Firehose event cannot be answered per record.
     #[error(transparent)]
     Firehose(#[from] FirehoseError),
@@ -111,6 +135,9 @@ impl CallError {
             Self::UnrecognisedEvent => "Event.Unrecognised",
             Self::Body(_) => "Event.BadBody",
             Self::Batch(_) => "Event.BadDoubleCloudBatch",
+            Self::Transform(TransformError::TooLarge { .. })
+            | Self::Firehose(FirehoseError::TooLarge { .. }) => "Response.TooLarge",
+            Self::Transform(_) => "Record.Failed",
             Self::Firehose(_) => "Event.BadFirehoseBatch",
             Self::Ip(_) => "Enrichment.IpUnavailable",
             Self::Token(_) => "Auth.TokenUnavailable",
@@ -151,7 +178,8 @@ pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Re
             function_url(enricher, payload, stop_by).await,
         ))
     } else if fields.contains_key("Records") {
-        doublecloud_batch(enricher, payload, stop_by)
+        let budget = Budget::new(enricher.response_limit, 0, Framing::Bare);
+        doublecloud_batch(enricher, payload, stop_by, budget)
             .await
             .map(Response::DoubleCloud)
     } else if fields.contains_key("records")
@@ -164,7 +192,7 @@ pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Re
         }
         let ip = enricher.ips.get(stop_by).await?.to_string();
         let total = records.len();
-        let response = firehose::transform(records, &ip);
+        let response = firehose::transform(records, &ip, enricher.response_limit)?;
         let failed = response
             .records
             .iter()
@@ -177,10 +205,12 @@ pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Re
     }
 }
 
+/// `budget` is what the answer may take, `None` when nothing fits.
 async fn doublecloud_batch(
     enricher: &Enricher,
     mut batch: Value,
     stop_by: Instant,
+    budget: Option<Budget>,
 ) -> Result<DoubleCloudResponse, CallError> {
     let records = doublecloud::take_records(&mut batch)?;
     if records.is_empty() {
@@ -191,15 +221,31 @@ async fn doublecloud_batch(
     let enrichment = Enrichment {
         ip: SharedStr(Arc::from(ip.to_string())),
         output_table: enricher.config.output_table.as_deref(),
+        on_failure: enricher.config.on_failure,
     };
     let total = records.len();
-    let response = doublecloud::transform(records, &enrichment);
+    let too_large = TransformError::TooLarge {
+        fitted: 0,
+        records: total,
+    };
+    let mut budget = budget.ok_or(too_large)?;
+    let response = doublecloud::transform(records, &enrichment, &mut budget)?;
     let failed = response
         .records
         .iter()
         .filter(|r| r.result == lambda_stream_kit::result::ResultKind::ProcessingFailed)
         .count();
-    tracing::info!(records = total, failed, "doublecloud batch transformed");
+    let dead_letters = response
+        .records
+        .iter()
+        .filter(|r| matches!(r.cdc, Some(ChangeItem::DeadLetter(_))))
+        .count();
+    tracing::info!(
+        records = total,
+        failed,
+        dead_letters,
+        "doublecloud batch transformed"
+    );
     Ok(response)
 }
 
@@ -233,8 +279,12 @@ async fn function_url(
         }
         Err(e) => return error_response(&CallError::from(e)),
     }
+    // The body is a JSON string inside the envelope: priced escaped, with
+    // the envelope's own bytes set aside.
+    let envelope = serde_json::to_vec(&json_response(200, String::new())).map_or(0, |e| e.len());
+    let budget = Budget::new(enricher.response_limit, envelope, Framing::JsonString);
     let answer = match body_json(&mut request) {
-        Ok(batch) => doublecloud_batch(enricher, batch, stop_by).await,
+        Ok(batch) => doublecloud_batch(enricher, batch, stop_by, budget).await,
         Err(e) => Err(e),
     };
     match answer.and_then(|response| {
@@ -298,3 +348,6 @@ fn json_response(status: u16, body: String) -> LambdaFunctionUrlResponse {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod transferia;

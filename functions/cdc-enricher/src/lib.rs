@@ -15,6 +15,7 @@
 //! | [`handler`] | telling event shapes apart, the Function-URL envelope, whole-call errors |
 //! | [`doublecloud`] | the DoubleCloud batch, per-record transformation and response |
 //! | [`firehose`] | the Firehose transformation |
+//! | [`budget`] | the answer's size budget under Lambda's 6 MB response limit |
 //! | [`enrich`] | the message format: lines, form-urlencoded fields, the enriched event |
 //! | [`ip`] | the enrichment IP, configured or fetched once (the shared library's HTTPS client) |
 //! | [`auth`] | the bearer token Function-URL callers must present (its secret read without the AWS SDK) |
@@ -25,9 +26,11 @@
 //! (no I/O). Per call, [`handler::function_handler`] checks the caller
 //! (Function URL only), takes the record list, gets the IP from
 //! [`ip::IpSource`] (skipped for the empty probe), and maps every record
-//! through [`enrich::parse_message`] to a result.
+//! through [`enrich::events`] to a result, pricing the answer against
+//! [`budget::Budget`] as it goes.
 
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod doublecloud;
 pub mod enrich;

@@ -23,13 +23,13 @@ fn repo_path(relative: &str) -> PathBuf {
         .join(relative)
 }
 
-fn fixture(relative: &str) -> Value {
+pub(crate) fn fixture(relative: &str) -> Value {
     let path = repo_path(relative);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
-fn no_secrets() -> SecretReader {
+pub(crate) fn no_secrets() -> SecretReader {
     Box::new(|_, _| Box::pin(async { Err("no secret reads in this test".to_owned()) }))
 }
 
@@ -65,6 +65,11 @@ fn results(response: &Value) -> Vec<&str> {
         .iter()
         .map(|r| r["result"].as_str().unwrap())
         .collect()
+}
+
+/// The Function-URL fixture: a request as Lambda delivers it.
+pub(crate) fn function_url_request() -> Value {
+    fixture("events/cdc-function-url.json")
 }
 
 // ---- the contract sample -------------------------------------------------
@@ -432,29 +437,70 @@ async fn a_silent_ip_service_times_out_and_fails_the_call() {
 
 // ---- per-record failures ---------------------------------------------------
 
-/// Runs a one-record bad fixture and checks it fails with the original
-/// `cdc` sent back and `reason` in the log.
+/// Asserts that `result` answers `original` with its dead letter: `Ok`, the
+/// dead-letter table, the original columns and the reason after them.
+fn assert_dead_letter(result: &Value, original: &Value, reason: &str) {
+    assert_eq!(result["result"], "Ok", "{result}");
+    assert!(result.get("cdc_split").is_none());
+    let item = &result["cdc"];
+    let table = original["table"].as_str().unwrap();
+    assert_eq!(item["table"], format!("{table}_ProcessingFailed"));
+    let columns = |item: &Value, name: &str| item[name].as_array().unwrap().clone();
+    let names = columns(item, "columnnames");
+    let values = columns(item, "columnvalues");
+    assert_eq!(
+        names[..names.len() - 1],
+        columns(original, "columnnames")[..]
+    );
+    assert_eq!(
+        values[..values.len() - 1],
+        columns(original, "columnvalues")[..]
+    );
+    assert_eq!(names.last().unwrap(), "__processing_error");
+    assert!(
+        values.last().unwrap().as_str().unwrap().contains(reason),
+        "{item}"
+    );
+    for field in ["kind", "commitTime", "schema", "part", "id", "nextlsn"] {
+        assert_eq!(item.get(field), original.get(field), "{field} kept");
+    }
+}
+
+/// Runs a one-record bad fixture and checks it is kept in its dead-letter
+/// table, with `reason` in the item and in the log; and that with
+/// `ENRICHER_ON_FAILURE=processing-failed` it fails with the original `cdc`
+/// sent back instead.
 async fn assert_record_fails(path: &str, reason: &str) {
     let request = fixture(path);
     let (response, logs) = capture(call(&sample_enricher(), request.clone())).await;
     let response = response.unwrap();
     let result = &response["Records"][0];
     assert_eq!(response["Records"].as_array().unwrap().len(), 1);
-    assert_eq!(result["result"], "ProcessingFailed", "{path}");
-    assert_eq!(
-        result["cdc"], request["Records"][0]["cdc"],
-        "{path}: original cdc sent back"
-    );
     assert_eq!(result["eventID"], "5.0");
-    assert!(result.get("cdc_split").is_none());
+    assert_dead_letter(result, &request["Records"][0]["cdc"], reason);
     let line = logs
         .lines()
         .into_iter()
         .find(|l| l["message"] == "record failed")
         .unwrap_or_else(|| panic!("{path}: nothing logged"));
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert_eq!(line["index"], 0, "{line}");
     assert!(
         line["reason"].as_str().unwrap().contains(reason),
         "{path}: {line}"
+    );
+
+    let failing = enricher(&[
+        ("ENRICH_IP", SAMPLE_IP),
+        NO_TOKEN_CHECK,
+        ("ENRICHER_ON_FAILURE", "processing-failed"),
+    ]);
+    let response = call(&failing, request.clone()).await.unwrap();
+    let result = &response["Records"][0];
+    assert_eq!(result["result"], "ProcessingFailed", "{path}");
+    assert_eq!(
+        result["cdc"], request["Records"][0]["cdc"],
+        "{path}: original cdc sent back"
     );
 }
 
@@ -485,10 +531,7 @@ async fn a_value_that_is_not_text_fails_its_record() {
 async fn bad_records_fail_alone_and_the_rest_are_enriched() {
     let request = fixture("events/cdc-bad-records.json");
     let response = call(&sample_enricher(), request.clone()).await.unwrap();
-    assert_eq!(
-        results(&response),
-        ["Split", "Split", "ProcessingFailed", "ProcessingFailed"]
-    );
+    assert_eq!(results(&response), ["Split", "Split", "Ok", "Ok"]);
     let ids: Vec<_> = response["Records"]
         .as_array()
         .unwrap()
@@ -512,10 +555,14 @@ async fn bad_records_fail_alone_and_the_rest_are_enriched() {
         json!(["1722183592001", SAMPLE_IP,
         {"EMAIL": "Ona.Kub@example.org"}, "rand_id_31", "Ona_Kub@example.com"])
     );
-    for failed in 2..4 {
-        assert_eq!(
-            response["Records"][failed]["cdc"],
-            request["Records"][failed]["cdc"]
+    for (failed, reason) in [
+        (2, "line 1: data parameter"),
+        (3, "value column holds a number"),
+    ] {
+        assert_dead_letter(
+            &response["Records"][failed],
+            &request["Records"][failed]["cdc"],
+            reason,
         );
     }
 }
@@ -558,11 +605,19 @@ fn assert_logs_are_clean(logs: &lambda_stream_kit::telemetry::CapturedLogs) {
     );
 }
 
-/// A DoubleCloud answer without the original item it sends back (which is
-/// the input itself, as the engine expects).
+/// A DoubleCloud answer without the input's own column values, which its
+/// dead letter keeps (the engine writes them to the dead-letter table); the
+/// reason column stays.
 fn without_originals(mut response: Value) -> Value {
     for result in response["Records"].as_array_mut().unwrap() {
-        result.as_object_mut().unwrap().remove("cdc");
+        if let Some(values) = result
+            .pointer_mut("/cdc/columnvalues")
+            .and_then(Value::as_array_mut)
+        {
+            let reason = values.pop();
+            values.clear();
+            values.extend(reason);
+        }
     }
     response
 }
@@ -572,8 +627,11 @@ async fn a_bad_value_is_not_quoted_in_logs_or_answers_of_a_direct_call() {
     let request = batch_with_secret();
     let (response, logs) = capture(call(&sample_enricher(), request.clone())).await;
     let response = response.unwrap();
-    assert_eq!(response["Records"][0]["result"], "ProcessingFailed");
-    assert_eq!(response["Records"][0]["cdc"], request["Records"][0]["cdc"]);
+    assert_dead_letter(
+        &response["Records"][0],
+        &request["Records"][0]["cdc"],
+        "data parameter is not a JSON object",
+    );
     assert!(!without_originals(response).to_string().contains(SECRET));
     assert_logs_are_clean(&logs);
 }
@@ -587,7 +645,7 @@ async fn a_bad_value_is_not_quoted_in_logs_or_answers_of_a_function_url_call() {
     let (answer, logs) = capture(call(&enricher, request)).await;
     let (status, body) = http(&answer.unwrap());
     assert_eq!(status, 200);
-    assert_eq!(body["Records"][0]["result"], "ProcessingFailed");
+    assert_eq!(body["Records"][0]["result"], "Ok");
     assert!(!without_originals(body).to_string().contains(SECRET));
     assert_logs_are_clean(&logs);
 }
@@ -703,6 +761,146 @@ async fn a_firehose_record_without_a_record_id_fails_the_whole_call() {
     );
 }
 
+// ---- the answer's size ----------------------------------------------------------
+
+/// A DoubleCloud batch of one record whose message is `lines` copies of the
+/// shortest valid line, `ts=1`.
+fn short_lines_batch(lines: usize) -> Value {
+    let mut batch = fixture("events/cdc-doublecloud-sample.json");
+    let cdc = &mut batch["Records"][0]["cdc"];
+    cdc["columnvalues"][6] = json!("ts=1\n".repeat(lines));
+    cdc["table_schema"][6]["type"] = json!("utf8");
+    batch
+}
+
+fn url_request(batch: &Value) -> Value {
+    let mut request = function_url_request();
+    request["isBase64Encoded"] = json!(false);
+    request["body"] = json!(batch.to_string());
+    request
+}
+
+#[tokio::test]
+async fn a_function_url_answer_is_priced_to_the_byte_with_its_envelope_and_escapes() {
+    let batch = short_lines_batch(40);
+    let answer = call(&sample_enricher(), url_request(&batch)).await.unwrap();
+    assert_eq!(http(&answer).0, 200);
+    let exact = serde_json::to_vec(&answer).unwrap().len();
+
+    let fits = sample_enricher().with_response_limit(exact);
+    let answer = call(&fits, url_request(&batch)).await.unwrap();
+    assert_eq!(
+        http(&answer).0,
+        200,
+        "an answer of exactly the limit is sent"
+    );
+
+    let one_short = sample_enricher().with_response_limit(exact - 1);
+    let answer = call(&one_short, url_request(&batch)).await.unwrap();
+    let (status, body) = http(&answer);
+    assert_eq!(status, 500);
+    assert!(
+        body["error"].as_str().unwrap().contains("response limit"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_direct_answer_fails_the_call_with_advice_and_stays_unsent() {
+    // About 150 KB of input, some 10 MB of change items.
+    let err = function_handler(
+        &sample_enricher(),
+        LambdaEvent::new(short_lines_batch(30_000), Context::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("split such Kafka messages upstream"),
+        "{err}"
+    );
+    let err = call(&sample_enricher(), short_lines_batch(30_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "Response.TooLarge");
+    assert_eq!(err.status(), 500);
+
+    // Just under the limit is still answered, and the answer is under it.
+    let response = call(&sample_enricher(), short_lines_batch(15_000))
+        .await
+        .unwrap();
+    let size = serde_json::to_vec(&response).unwrap().len();
+    assert!(size <= crate::budget::LAMBDA_RESPONSE_LIMIT, "{size}");
+    assert_eq!(
+        response["Records"][0]["cdc_split"]
+            .as_array()
+            .unwrap()
+            .len(),
+        15_000
+    );
+}
+
+#[tokio::test]
+async fn firehose_records_that_do_not_fit_fail_alone_and_the_answer_stays_under_the_limit() {
+    // Each record's enriched lines come to about 3.8 MB of base64: only the
+    // first fits.
+    let data = base64::engine::general_purpose::STANDARD.encode("ts=1\n".repeat(40_000));
+    let records: Vec<Value> = (0..3)
+        .map(|i| json!({"recordId": format!("r{i}"), "data": data}))
+        .chain([json!({"recordId": "small", "data": base64::engine::general_purpose::STANDARD.encode("ts=2")})])
+        .collect();
+    let event = json!({"invocationId": "i", "deliveryStreamArn": "arn", "records": records});
+    let (response, logs) = capture(async {
+        handle(
+            &sample_enricher(),
+            LambdaEvent::new(event, Context::default()),
+        )
+        .await
+    })
+    .await;
+    let response = response.unwrap();
+    let size = serde_json::to_vec(&response).unwrap().len();
+    assert!(size <= crate::budget::LAMBDA_RESPONSE_LIMIT, "{size}");
+    let response = serde_json::to_value(response).unwrap();
+    let answered: Vec<(&str, &str)> = response["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["recordId"].as_str().unwrap(),
+                r["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            ("r0", "Ok"),
+            ("r1", "ProcessingFailed"),
+            ("r2", "ProcessingFailed"),
+            ("small", "Ok")
+        ]
+    );
+    assert_eq!(
+        response["records"][1]["data"],
+        json!(data),
+        "original sent back"
+    );
+    let warned = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["message"] == "record failed" && l["level"] == "WARN")
+        .count();
+    assert_eq!(warned, 2, "{}", logs.text());
+
+    // A limit that cannot hold even one bare failure per record fails the call.
+    let tiny = sample_enricher().with_response_limit(100);
+    let event = json!({"invocationId": "i", "records": [{"recordId": "a", "data": ""}, {"recordId": "b", "data": ""}]});
+    let err = call(&tiny, event).await.unwrap_err();
+    assert_eq!(err.error_type(), "Response.TooLarge");
+}
+
 // ---- properties ----------------------------------------------------------------
 
 fn arbitrary_value() -> impl Strategy<Value = Value> {
@@ -775,9 +973,19 @@ proptest! {
             let expected_id = if record.is_object() { i.to_string() } else { String::new() };
             prop_assert_eq!(result["eventID"].as_str(), Some(expected_id.as_str()));
             let kind = result["result"].as_str().unwrap();
-            prop_assert!(["Split", "Dropped", "ProcessingFailed"].contains(&kind), "{}", kind);
-            if kind == "ProcessingFailed" {
-                prop_assert_eq!(result.get("cdc").unwrap_or(&Value::Null), record.get("cdc").unwrap_or(&Value::Null));
+            prop_assert!(["Split", "Dropped", "Ok", "ProcessingFailed"].contains(&kind), "{}", kind);
+            let original = record.get("cdc").unwrap_or(&Value::Null);
+            match kind {
+                // Only what has no change item to keep is answered failed.
+                "ProcessingFailed" => {
+                    prop_assert!(!original.is_object());
+                    prop_assert_eq!(result.get("cdc").unwrap_or(&Value::Null), original);
+                }
+                "Ok" => prop_assert_eq!(
+                    &result["cdc"],
+                    &crate::doublecloud::dead_letter(original.clone(), result["cdc"]["columnvalues"][2].as_str().unwrap())
+                ),
+                _ => {}
             }
         }
     }
