@@ -1,5 +1,5 @@
 # Every target is a one-liner into scripts/; see README.md.
-.PHONY: setup check test fresh-machine build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
+.PHONY: setup check test replay fresh-machine build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
 
 setup:        ## install every tool the project uses (.venv, rust components)
 	scripts/tools.sh rust broker lint build
@@ -9,6 +9,9 @@ check:        ## the edit loop: fmt, clippy, unit tests (no broker)
 
 test:         ## fmt, clippy, unit + broker-backed tests, the README recipe, deny, fuzz pass, template lint
 	scripts/test.sh
+
+replay:       ## replay an on-failure batch: make replay FUNCTION=dynamo-stream-producer SOURCE=s3://bucket/key [AWS=deployed-name]
+	.venv/bin/python scripts/replay.py $(FUNCTION) $(SOURCE) $(if $(AWS),--aws $(AWS))
 
 fresh-machine: ## make demo and make test in a clean clone with an empty CARGO_HOME and HOME (about 30 min)
 	scripts/fresh-machine.sh

@@ -31,6 +31,8 @@ TANSU_BIN=$PWD/.venv/bin/tansu \
 
 echo "== the README's local-development recipe (cargo lambda watch compiles the producer: about 1.5 min the first time)"
 scripts/recipe-test.sh
+echo "== replaying a stored on-failure batch (scripts/replay.py)"
+scripts/replay-test.sh
 
 echo "== cargo deny (licences, bans, sources; advisories when the database can be fetched)"
 scripts/deny.sh

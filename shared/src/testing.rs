@@ -9,6 +9,7 @@
 
 mod http_stub;
 mod oauth_gate;
+pub mod stream_mapping;
 
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
 pub use oauth_gate::{GateLog, OauthBearerGate};

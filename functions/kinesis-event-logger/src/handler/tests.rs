@@ -786,3 +786,140 @@ fn line_caps_come_from_the_environment_and_zero_is_refused() {
     let err = Config::from_env(&zero).unwrap_err().to_string();
     assert!(err.contains(LOG_MAX_LINES_PER_AGGREGATE), "{err}");
 }
+
+// ---- the Kinesis mapping as template.yaml deploys it ----
+//
+// The mapping's settings come from the template and the mapping is
+// emulated (`lambda_stream_kit::testing::stream_mapping`): a flood
+// aggregate is logged within its cap and every record is committed; a batch
+// that meets the deadline is redelivered, not lost.
+
+use lambda_stream_kit::testing::stream_mapping::{
+    run_shard, Invocation, StreamKind, StreamRecord, Template,
+};
+
+fn mapped_record(seq: usize, data: &[u8]) -> StreamRecord {
+    let sequence_number = format!("4959033827149025660855969253{seq:028}");
+    StreamRecord {
+        sequence_number: sequence_number.clone(),
+        age_at_start: std::time::Duration::ZERO,
+        json: json!({
+            "eventID": format!("shardId-000000000000:{sequence_number}"),
+            "eventSource": "aws:kinesis",
+            "kinesis": {
+                "partitionKey": "pk",
+                "sequenceNumber": sequence_number,
+                "data": b64(data),
+                "approximateArrivalTimestamp": 1763900000.5,
+            }
+        }),
+    }
+}
+
+fn context_with(budget: std::time::Duration) -> Context {
+    let mut context = Context::default();
+    context.deadline = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        + budget)
+        .as_millis() as u64;
+    context
+}
+
+#[tokio::test]
+async fn a_flood_aggregate_is_logged_within_its_cap_and_every_record_is_committed() {
+    let template = Template::read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let settings = template
+        .stream_mapping("KinesisEventLoggerTrigger")
+        .unwrap();
+    let tiny: Vec<encode::Entry<'_>> = (0..100_000).map(|_| ("k", None, &b"x"[..])).collect();
+    let flood = encode::aggregate(&tiny);
+    let records = vec![
+        mapped_record(1, b"before"),
+        mapped_record(2, &flood),
+        mapped_record(3, b"after"),
+    ];
+    let config = Config::default();
+
+    let (run, logs) = capture(run_shard(
+        &settings,
+        StreamKind::Kinesis,
+        &records,
+        |event: Value| {
+            let config = config.clone();
+            async move {
+                let event =
+                    LambdaEvent::new(event, context_with(std::time::Duration::from_secs(15)));
+                match function_handler(event, &config).await {
+                    Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
+                    Err(error) => Invocation::Failed(error.to_string()),
+                }
+            }
+        },
+    ))
+    .await;
+    assert_eq!(run.committed.len(), 3, "every record committed");
+    assert!(run.on_failure.is_empty());
+    let lines = logs.lines();
+    let record_lines = lines
+        .iter()
+        .filter(|l| l["message"] == "kinesis record")
+        .count();
+    assert_eq!(record_lines, 2 + config.max_lines_per_aggregate);
+    let summary = lines
+        .iter()
+        .find(|l| l["message"] == "KPL aggregate partly logged")
+        .expect("a summary line for the flood");
+    assert_eq!(
+        summary["not_logged"],
+        100_000 - config.max_lines_per_aggregate
+    );
+}
+
+#[tokio::test]
+async fn a_batch_that_meets_the_deadline_is_redelivered_and_logged_in_the_end() {
+    let template = Template::read(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .unwrap();
+    let settings = template
+        .stream_mapping("KinesisEventLoggerTrigger")
+        .unwrap();
+    let records: Vec<StreamRecord> = (0..5).map(|i| mapped_record(i, b"data")).collect();
+    let config = Config::default();
+    let mut calls = 0;
+    let (run, logs) = capture(run_shard(
+        &settings,
+        StreamKind::Kinesis,
+        &records,
+        |event: Value| {
+            calls += 1;
+            // The first invocation starts with less time than the margin.
+            let budget = if calls == 1 {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_secs(15)
+            };
+            let config = config.clone();
+            async move {
+                let event = LambdaEvent::new(event, context_with(budget));
+                match function_handler(event, &config).await {
+                    Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
+                    Err(error) => Invocation::Failed(error.to_string()),
+                }
+            }
+        },
+    ))
+    .await;
+    assert_eq!(run.invocations, 2);
+    assert_eq!(run.committed.len(), 5);
+    let logged = logs
+        .lines()
+        .iter()
+        .filter(|l| l["message"] == "kinesis record")
+        .count();
+    assert_eq!(logged, 5, "each record logged once, on the redelivery");
+}

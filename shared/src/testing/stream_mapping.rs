@@ -1,0 +1,681 @@
+//! A stand-in for Lambda's DynamoDB Streams and Kinesis event source
+//! mapping, so a failure-path test can assert where every record ends up
+//! once the engine has acted on the function's answer, with the mapping's
+//! settings read from `template.yaml` itself.
+//!
+//! What it does, from the Lambda developer guide ("Configuring partial batch
+//! response", "Retain discarded batch records", the parameters pages):
+//!
+//! * Batches of at most `BatchSize` records, in order, from one shard.
+//! * A successful answer checkpoints the whole batch, unless the mapping has
+//!   `ReportBatchItemFailures`: then the checkpoint stops at the lowest
+//!   reported sequence number and the mapping starts again there. An empty
+//!   or null identifier, or one that is not in the batch, fails the batch.
+//! * A failed invocation (an error, or no progress at all) is retried. With
+//!   `BisectBatchOnFunctionError` an erroring batch of two or more records is
+//!   split in two first, which uses no retry.
+//! * After `MaximumRetryAttempts` retries (-1: no limit), or once the oldest
+//!   record of the batch is older than `MaximumRecordAgeInSeconds` (-1: no
+//!   limit), the batch goes to the on-failure destination and the shard
+//!   moves on. An S3 destination gets the whole invocation record, the event
+//!   included as JSON text under `payload`; SQS and SNS get the metadata
+//!   only, which this emulator records the same way (without `payload`).
+//!
+//! Time is emulated: each failed invocation costs the function's timeout
+//! (a producer facing a dead broker waits until its deadline), a successful
+//! one a second, so a test can age records past the limit in a few calls.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+/// Where the mapping sends what it gives up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnFailure {
+    /// An S3 bucket: the invocation record with the event.
+    S3,
+    /// An SQS queue: metadata only.
+    Sqs,
+    /// An SNS topic: metadata only.
+    Sns,
+    /// None configured: the batch is dropped.
+    Discard,
+}
+
+/// Which stream the mapping reads (it names the batch-info key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// DynamoDB Streams (`DDBStreamBatchInfo`).
+    DynamoDb,
+    /// Kinesis Data Streams (`KinesisBatchInfo`).
+    Kinesis,
+}
+
+/// A stream mapping's settings, as deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSettings {
+    /// `BatchSize`.
+    pub batch_size: usize,
+    /// `FunctionResponseTypes` includes `ReportBatchItemFailures`.
+    pub report_batch_item_failures: bool,
+    /// `BisectBatchOnFunctionError`.
+    pub bisect_on_error: bool,
+    /// `MaximumRetryAttempts`; `None` for -1 (no limit).
+    pub maximum_retry_attempts: Option<u32>,
+    /// `MaximumRecordAgeInSeconds`; `None` for -1 (no limit).
+    pub maximum_record_age: Option<Duration>,
+    /// `DestinationConfig.OnFailure`.
+    pub on_failure: OnFailure,
+    /// The target function's `Timeout`.
+    pub function_timeout: Duration,
+}
+
+/// A CloudFormation template with its parameters at their defaults.
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+impl Template {
+    /// Reads a SAM/CloudFormation template, tags (`!Ref`, `!If`, …) kept.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let yaml: serde_norway::Value =
+            serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            root: yaml_to_json(yaml),
+        })
+    }
+
+    /// The resource `logical_id`'s `Properties`, resolved.
+    pub fn properties(&self, logical_id: &str) -> Result<Value, String> {
+        let properties = self.root["Resources"][logical_id]
+            .get("Properties")
+            .ok_or_else(|| format!("no resource {logical_id} with Properties"))?;
+        Ok(self.resolve(properties).unwrap_or(Value::Null))
+    }
+
+    /// The resource `logical_id`'s `Type`.
+    pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
+        self.root["Resources"][logical_id]["Type"].as_str()
+    }
+
+    /// The stream mapping `logical_id`'s settings, with the target
+    /// function's timeout.
+    pub fn stream_mapping(&self, logical_id: &str) -> Result<MappingSettings, String> {
+        let p = self.properties(logical_id)?;
+        let number = |key: &str| -> Result<i64, String> {
+            match &p[key] {
+                Value::Number(n) => n.as_i64().ok_or_else(|| format!("{key}: {n}")),
+                Value::String(s) => s.parse().map_err(|_| format!("{key}: {s:?}")),
+                other => Err(format!("{logical_id}.{key} is {other}")),
+            }
+        };
+        let flag = |key: &str| match &p[key] {
+            Value::Bool(b) => *b,
+            Value::String(s) => s == "true",
+            _ => false,
+        };
+        let function = p["FunctionName"]
+            .as_str()
+            .ok_or_else(|| format!("{logical_id}.FunctionName is not a !Ref"))?;
+        let timeout = self.properties(function)?["Timeout"]
+            .as_u64()
+            .ok_or_else(|| format!("{function} has no Timeout"))?;
+        let destination = p["DestinationConfig"]["OnFailure"]["Destination"].as_str();
+        let on_failure = match destination.and_then(|d| d.strip_prefix(GETATT)) {
+            Some(target) => match self.resource_type(target.trim_end_matches(".Arn")) {
+                Some("AWS::S3::Bucket") => OnFailure::S3,
+                Some("AWS::SQS::Queue") => OnFailure::Sqs,
+                Some("AWS::SNS::Topic") => OnFailure::Sns,
+                other => return Err(format!("on-failure destination of type {other:?}")),
+            },
+            None if destination.is_some_and(|d| d.starts_with("arn:aws:s3")) => OnFailure::S3,
+            None if destination.is_some() => OnFailure::Sqs,
+            None => OnFailure::Discard,
+        };
+        let limit = |value: i64| u64::try_from(value).ok();
+        Ok(MappingSettings {
+            batch_size: usize::try_from(number("BatchSize")?).unwrap_or(100),
+            report_batch_item_failures: p["FunctionResponseTypes"]
+                .as_array()
+                .is_some_and(|types| types.iter().any(|t| t == "ReportBatchItemFailures")),
+            bisect_on_error: flag("BisectBatchOnFunctionError"),
+            maximum_retry_attempts: limit(number("MaximumRetryAttempts")?)
+                .and_then(|n| u32::try_from(n).ok()),
+            maximum_record_age: limit(number("MaximumRecordAgeInSeconds")?)
+                .map(Duration::from_secs),
+            on_failure,
+            function_timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    /// The function `logical_id`'s environment variables, resolved (those
+    /// that resolve to `AWS::NoValue` are left out).
+    pub fn function_environment(&self, logical_id: &str) -> Result<Vec<(String, String)>, String> {
+        let p = self.properties(logical_id)?;
+        let variables = p["Environment"]["Variables"]
+            .as_object()
+            .ok_or_else(|| format!("{logical_id} has no Environment.Variables"))?;
+        Ok(variables
+            .iter()
+            .filter_map(|(name, value)| {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((name.clone(), text))
+            })
+            .collect())
+    }
+
+    /// Evaluates the intrinsic functions a test needs: `!Ref` of a
+    /// parameter (its default) or a resource (its logical id), `!GetAtt`,
+    /// `!If`, `!Not`, `!Equals`, `!And`, `!Or` and conditions. `None` is
+    /// `AWS::NoValue`. Anything else is kept as written.
+    fn resolve(&self, value: &Value) -> Option<Value> {
+        match value {
+            Value::Object(map) if map.len() == 1 => {
+                let (key, arg) = map.iter().next()?;
+                match key.as_str() {
+                    "!Ref" => self.reference(arg.as_str().unwrap_or_default()),
+                    "!GetAtt" => {
+                        let target = match arg {
+                            Value::Array(parts) => parts
+                                .iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join("."),
+                            other => other.as_str().unwrap_or_default().to_owned(),
+                        };
+                        Some(Value::String(format!("{GETATT}{target}")))
+                    }
+                    "!If" => {
+                        let args = arg.as_array()?;
+                        let chosen = if self.condition(args.first()?.as_str()?) {
+                            args.get(1)?
+                        } else {
+                            args.get(2)?
+                        };
+                        self.resolve(chosen)
+                    }
+                    "!Not" | "!Equals" | "!And" | "!Or" | "Condition" => {
+                        Some(Value::Bool(self.truth(value)))
+                    }
+                    _ => Some(self.resolve_all(value)),
+                }
+            }
+            _ => Some(self.resolve_all(value)),
+        }
+    }
+
+    fn resolve_all(&self, value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), self.resolve(v)?)))
+                    .collect::<Map<_, _>>(),
+            ),
+            Value::Array(items) => {
+                Value::Array(items.iter().filter_map(|v| self.resolve(v)).collect())
+            }
+            other => other.clone(),
+        }
+    }
+
+    fn reference(&self, name: &str) -> Option<Value> {
+        if name == "AWS::NoValue" {
+            return None;
+        }
+        match self.root["Parameters"].get(name) {
+            Some(parameter) => Some(parameter["Default"].clone()),
+            None => Some(Value::String(name.to_owned())),
+        }
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        self.truth(&self.root["Conditions"][name])
+    }
+
+    fn truth(&self, value: &Value) -> bool {
+        let Some((key, arg)) = value.as_object().and_then(|m| m.iter().next()) else {
+            return value.as_bool().unwrap_or(false);
+        };
+        let args: Vec<&Value> = match arg {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        match key.as_str() {
+            "!Not" => !args.first().is_some_and(|a| self.truth(a)),
+            "!And" => args.iter().all(|a| self.truth(a)),
+            "!Or" => args.iter().any(|a| self.truth(a)),
+            "!Equals" => {
+                let side = |i: usize| args.get(i).and_then(|a| self.resolve(a));
+                side(0).map(|v| scalar(&v)) == side(1).map(|v| scalar(&v))
+            }
+            "Condition" => self.condition(arg.as_str().unwrap_or_default()),
+            _ => false,
+        }
+    }
+}
+
+/// Prefix marking an unresolved `!GetAtt` target.
+const GETATT: &str = "getatt:";
+
+/// A parameter default and a literal compare as text (`"true"` = `true`).
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn yaml_to_json(value: serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(&n).unwrap_or(Value::Null),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_norway::to_string(&other).unwrap_or_default(),
+                    };
+                    (key.trim().to_owned(), yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let mut map = Map::new();
+            map.insert(tagged.tag.to_string(), yaml_to_json(tagged.value));
+            Value::Object(map)
+        }
+    }
+}
+
+/// One record of the emulated shard.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    /// Its sequence number, as the partial batch response names it.
+    pub sequence_number: String,
+    /// How old it already is when the run starts.
+    pub age_at_start: Duration,
+    /// The record as it appears in the event's `Records`.
+    pub json: Value,
+}
+
+/// What an invocation came to.
+#[derive(Debug, Clone)]
+pub enum Invocation {
+    /// The function answered (any JSON).
+    Answered(Value),
+    /// The function failed: an error, a timeout, a crash.
+    Failed(String),
+}
+
+/// Where every record ended up.
+#[derive(Debug, Clone, Default)]
+pub struct MappingRun {
+    /// Invocations made.
+    pub invocations: usize,
+    /// Sequence numbers the mapping checkpointed past after an answer
+    /// (handled, as far as the mapping knows).
+    pub committed: Vec<String>,
+    /// Invocation records written to the on-failure destination.
+    pub on_failure: Vec<Value>,
+    /// Sequence numbers dropped with no destination configured.
+    pub discarded: Vec<String>,
+    /// Emulated time the run took.
+    pub elapsed: Duration,
+}
+
+impl MappingRun {
+    /// Sequence numbers kept in the on-failure store with the records
+    /// themselves (an S3 destination's `payload`).
+    pub fn stored_with_records(&self) -> Vec<String> {
+        self.on_failure
+            .iter()
+            .filter_map(|object| object["payload"].as_str())
+            .filter_map(|payload| serde_json::from_str::<Value>(payload).ok())
+            .flat_map(|event| {
+                event["Records"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| sequence_number(&r).map(str::to_owned))
+            })
+            .collect()
+    }
+}
+
+/// The sequence number of a DynamoDB or Kinesis record.
+pub fn sequence_number(record: &Value) -> Option<&str> {
+    record
+        .pointer("/dynamodb/SequenceNumber")
+        .or_else(|| record.pointer("/kinesis/sequenceNumber"))
+        .and_then(Value::as_str)
+}
+
+/// Runs one shard of `records` through `invoke` under `settings` until every
+/// record is committed, stored or discarded. `invoke` gets the event.
+pub async fn run_shard<F, Fut>(
+    settings: &MappingSettings,
+    kind: StreamKind,
+    records: &[StreamRecord],
+    mut invoke: F,
+) -> MappingRun
+where
+    F: FnMut(Value) -> Fut,
+    Fut: Future<Output = Invocation>,
+{
+    let mut run = MappingRun::default();
+    let mut position = 0usize;
+    // Bisected halves still to go, as ranges of `records`.
+    let mut halves: VecDeque<(usize, usize)> = VecDeque::new();
+    let mut retries = 0u32;
+    // A run that never ends is a bug in the function or the settings; this
+    // bounds it far beyond any test.
+    let mut guard = 0usize;
+    while position < records.len() && guard < 100_000 {
+        guard += 1;
+        let (start, end) = halves.front().copied().unwrap_or((
+            position,
+            (position + settings.batch_size).min(records.len()),
+        ));
+        let batch = &records[start..end];
+        let oldest = batch
+            .iter()
+            .map(|r| r.age_at_start)
+            .max()
+            .unwrap_or_default()
+            + run.elapsed;
+        if settings
+            .maximum_record_age
+            .is_some_and(|limit| oldest > limit)
+        {
+            give_up(
+                settings,
+                kind,
+                batch,
+                "RecordAgeExceeded",
+                retries,
+                &mut run,
+            );
+            halves.pop_front();
+            position = position.max(end);
+            retries = 0;
+            continue;
+        }
+        let event = json!({"Records": batch.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
+        run.invocations += 1;
+        let answer = invoke(event).await;
+        let failed_from = match &answer {
+            Invocation::Failed(_) => Some(start),
+            Invocation::Answered(_) if !settings.report_batch_item_failures => None,
+            Invocation::Answered(response) => first_reported(response, batch).map(|i| start + i),
+        };
+        match failed_from {
+            None => {
+                run.elapsed += Duration::from_secs(1);
+                run.committed
+                    .extend(batch.iter().map(|r| r.sequence_number.clone()));
+                halves.pop_front();
+                position = position.max(end);
+                retries = 0;
+            }
+            Some(from) if from > start => {
+                // Progress: everything before the reported record is done,
+                // and the mapping starts again at that record.
+                run.elapsed += Duration::from_secs(1);
+                run.committed.extend(
+                    records[start..from]
+                        .iter()
+                        .map(|r| r.sequence_number.clone()),
+                );
+                halves.clear();
+                position = from;
+                retries = 0;
+            }
+            Some(_) => {
+                run.elapsed += settings.function_timeout;
+                let erred = matches!(answer, Invocation::Failed(_));
+                if erred && settings.bisect_on_error && batch.len() > 1 {
+                    let middle = start + batch.len() / 2;
+                    halves.pop_front();
+                    halves.push_front((middle, end));
+                    halves.push_front((start, middle));
+                    continue;
+                }
+                retries += 1;
+                if settings
+                    .maximum_retry_attempts
+                    .is_some_and(|limit| retries > limit)
+                {
+                    give_up(
+                        settings,
+                        kind,
+                        batch,
+                        "RetryAttemptsExhausted",
+                        retries,
+                        &mut run,
+                    );
+                    halves.pop_front();
+                    position = position.max(end);
+                    retries = 0;
+                }
+            }
+        }
+    }
+    run
+}
+
+/// The index in `batch` where redelivery starts, per the partial batch
+/// response; the whole batch when an identifier is empty, null or unknown.
+fn first_reported(response: &Value, batch: &[StreamRecord]) -> Option<usize> {
+    let failures = response["batchItemFailures"].as_array()?;
+    let mut lowest: Option<usize> = None;
+    for failure in failures {
+        let index = failure["itemIdentifier"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .and_then(|id| batch.iter().position(|r| r.sequence_number == id))
+            .unwrap_or(0);
+        lowest = Some(lowest.map_or(index, |l| l.min(index)));
+    }
+    lowest
+}
+
+fn give_up(
+    settings: &MappingSettings,
+    kind: StreamKind,
+    batch: &[StreamRecord],
+    condition: &str,
+    attempts: u32,
+    run: &mut MappingRun,
+) {
+    if settings.on_failure == OnFailure::Discard {
+        run.discarded
+            .extend(batch.iter().map(|r| r.sequence_number.clone()));
+        return;
+    }
+    let info = json!({
+        "shardId": "shardId-emulated",
+        "startSequenceNumber": batch.first().map(|r| r.sequence_number.clone()),
+        "endSequenceNumber": batch.last().map(|r| r.sequence_number.clone()),
+        "batchSize": batch.len(),
+        "streamArn": "arn:aws:emulated",
+    });
+    let mut object = json!({
+        "requestContext": {
+            "requestId": format!("emulated-{}", run.invocations),
+            "functionArn": "arn:aws:lambda:emulated",
+            "condition": condition,
+            "approximateInvokeCount": attempts + 1,
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+    });
+    let key = match kind {
+        StreamKind::DynamoDb => "DDBStreamBatchInfo",
+        StreamKind::Kinesis => "KinesisBatchInfo",
+    };
+    object[key] = info;
+    if settings.on_failure == OnFailure::S3 {
+        let event = json!({"Records": batch.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
+        object["payload"] = Value::String(event.to_string());
+    }
+    run.on_failure.push(object);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> MappingSettings {
+        MappingSettings {
+            batch_size: 4,
+            report_batch_item_failures: true,
+            bisect_on_error: true,
+            maximum_retry_attempts: Some(2),
+            maximum_record_age: None,
+            on_failure: OnFailure::S3,
+            function_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn records(n: usize) -> Vec<StreamRecord> {
+        (0..n)
+            .map(|i| StreamRecord {
+                sequence_number: format!("{}", 100 + i),
+                age_at_start: Duration::ZERO,
+                json: json!({"dynamodb": {"SequenceNumber": format!("{}", 100 + i)}}),
+            })
+            .collect()
+    }
+
+    fn seqs(event: &Value) -> Vec<String> {
+        event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| sequence_number(r).unwrap().to_owned())
+            .collect()
+    }
+
+    fn failure(seq: &str) -> Invocation {
+        Invocation::Answered(json!({"batchItemFailures": [{"itemIdentifier": seq}]}))
+    }
+
+    #[tokio::test]
+    async fn a_partial_response_checkpoints_before_the_reported_record() {
+        let mut calls = Vec::new();
+        let run = run_shard(&settings(), StreamKind::DynamoDb, &records(4), |event| {
+            calls.push(seqs(&event));
+            let first = calls.len() == 1;
+            async move {
+                if first {
+                    failure("102")
+                } else {
+                    Invocation::Answered(json!({"batchItemFailures": []}))
+                }
+            }
+        })
+        .await;
+        assert_eq!(
+            calls,
+            [vec!["100", "101", "102", "103"], vec!["102", "103"]]
+        );
+        assert_eq!(run.committed, ["100", "101", "102", "103"]);
+        assert!(run.on_failure.is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_report_batch_item_failures_any_answer_commits_everything() {
+        let mut s = settings();
+        s.report_batch_item_failures = false;
+        let run = run_shard(&s, StreamKind::DynamoDb, &records(3), |_| async {
+            failure("100")
+        })
+        .await;
+        assert_eq!(run.invocations, 1);
+        assert_eq!(run.committed, ["100", "101", "102"]);
+    }
+
+    #[tokio::test]
+    async fn bisect_isolates_an_erroring_record_and_the_retry_cap_stores_it() {
+        let run = run_shard(&settings(), StreamKind::DynamoDb, &records(4), |event| {
+            let poisoned = seqs(&event).contains(&"101".to_owned());
+            async move {
+                if poisoned {
+                    Invocation::Failed("boom".into())
+                } else {
+                    Invocation::Answered(json!({}))
+                }
+            }
+        })
+        .await;
+        assert_eq!(run.committed, ["100", "102", "103"]);
+        assert_eq!(run.stored_with_records(), ["101"]);
+        assert_eq!(
+            run.on_failure[0]["requestContext"]["condition"],
+            "RetryAttemptsExhausted"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_sqs_destination_keeps_no_records() {
+        let mut s = settings();
+        s.on_failure = OnFailure::Sqs;
+        let run = run_shard(&s, StreamKind::Kinesis, &records(1), |_| async {
+            failure("100")
+        })
+        .await;
+        assert_eq!(run.on_failure.len(), 1);
+        assert!(run.on_failure[0].get("payload").is_none());
+        assert!(run.on_failure[0].get("KinesisBatchInfo").is_some());
+        assert!(run.stored_with_records().is_empty());
+    }
+
+    #[tokio::test]
+    async fn records_past_the_age_limit_are_stored_without_another_invocation() {
+        let mut s = settings();
+        s.maximum_retry_attempts = None;
+        s.maximum_record_age = Some(Duration::from_secs(100));
+        let mut old = records(2);
+        old[0].age_at_start = Duration::from_secs(50);
+        let run = run_shard(&s, StreamKind::DynamoDb, &old, |_| async { failure("100") }).await;
+        // 50 s old, +30 s per failed call: over 100 s after the second call.
+        assert_eq!(run.invocations, 2);
+        assert_eq!(run.stored_with_records(), ["100", "101"]);
+        assert_eq!(
+            run.on_failure[0]["requestContext"]["condition"],
+            "RecordAgeExceeded"
+        );
+    }
+
+    #[test]
+    fn the_project_template_resolves_to_its_stream_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let template = Template::read(&path).unwrap();
+        let settings = template
+            .stream_mapping("DynamoStreamProducerTrigger")
+            .unwrap();
+        assert!(settings.report_batch_item_failures);
+        assert_eq!(settings.function_timeout, Duration::from_secs(30));
+        let env = template
+            .function_environment("DynamoStreamProducerFunction")
+            .unwrap();
+        assert!(env.iter().any(|(k, _)| k == "TOPIC_NAME"));
+    }
+}
