@@ -88,11 +88,7 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
         "answered after the deadline"
     );
     let first_failed = reported.parse::<usize>().unwrap() - 1000;
-    assert!(
-        first_failed > 0 && first_failed < TOTAL,
-        "cut at {first_failed}"
-    );
-    eprintln!("broker lost after {first_failed} of {TOTAL} records were acknowledged");
+    assert!(first_failed < TOTAL, "the cut left nothing unacknowledged");
 
     // The broker comes back (the read-back client needs it too). Everything
     // before the reported record is on the topic already.
@@ -101,7 +97,7 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
         &broker.direct,
         topic,
         6,
-        first_failed,
+        first_failed.max(1),
         Duration::from_secs(10),
     )
     .await
@@ -110,6 +106,19 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
         .iter()
         .map(|(_, r)| seq_of(r.record.value.as_deref().unwrap()))
         .collect();
+    // Mid-batch: some records were acknowledged before the cut. The
+    // partitions are sent concurrently, so the partition holding the lowest
+    // unacknowledged record varies from run to run, and it may be record 0
+    // while other partitions got far (then the check below is empty, and
+    // this one still shows the cut fell inside the batch).
+    assert!(
+        !landed_before.is_empty(),
+        "the cut came before any record of the batch"
+    );
+    eprintln!(
+        "broker lost after {} of {TOTAL} records were acknowledged; the first missing is {first_failed}",
+        landed_before.len()
+    );
     for i in 0..first_failed as i64 {
         assert!(
             landed_before.contains(&i),
