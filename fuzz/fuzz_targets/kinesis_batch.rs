@@ -37,10 +37,7 @@ fn install_subscriber() {
     INSTALLED.get_or_init(|| {
         let subscriber = subscriber::fmt()
             .fmt_fields(JsonFields::new())
-            .event_format(JsonLines {
-                flatten: true,
-                target: false,
-            })
+            .event_format(JsonLines { target: false })
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(LogBuffer::global().clone())
             .finish();
@@ -108,6 +105,7 @@ fn check(event: &Value, cap: usize) {
             let records = event["Records"].as_array().map_or(0, Vec::len);
             assert_eq!(outcome.records, records);
             assert_eq!(outcome.lines, data_lines, "lines counted vs written");
+            assert!(outcome.lines <= config.max_lines_per_invocation, "the line cap holds");
             assert_eq!(outcome.failed, error_lines, "failures counted vs logged");
             assert_eq!(outcome.first_failed.is_some(), outcome.failed > 0);
             assert!(outcome.failed <= outcome.records);
