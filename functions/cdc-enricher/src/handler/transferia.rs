@@ -79,6 +79,34 @@ async fn run(enricher: &Enricher, records: &[Value]) -> Transfer {
     transfer
 }
 
+/// Sends a stream of `records` the way the engine's buffer cuts it: calls
+/// of at most `buffer_bytes` of request (at least one record each), in
+/// order, each retried on its own; the transfer stops at the first call
+/// that fails every attempt.
+async fn run_buffered(enricher: &Enricher, records: &[Value], buffer_bytes: usize) -> Transfer {
+    let mut total = Transfer::default();
+    let mut start = 0;
+    while start < records.len() {
+        let mut end = start + 1;
+        let mut size = records[start].to_string().len();
+        while end < records.len() && size + records[end].to_string().len() <= buffer_bytes {
+            size += records[end].to_string().len();
+            end += 1;
+        }
+        let call = run(enricher, &records[start..end]).await;
+        total.attempts += call.attempts;
+        total.emitted.extend(call.emitted);
+        total.skipped.extend(call.skipped);
+        total.dropped += call.dropped;
+        if call.failed.is_some() {
+            total.failed = call.failed;
+            return total;
+        }
+        start = end;
+    }
+    total
+}
+
 /// The results of one attempt, or why the engine retries it.
 fn accept(answer: &LambdaFunctionUrlResponse, sent: usize) -> Result<Vec<Value>, String> {
     let size = serde_json::to_vec(answer).map_or(usize::MAX, |bytes| bytes.len());
@@ -209,4 +237,41 @@ async fn an_oversized_answer_fails_every_attempt_with_the_operator_message_and_e
             && error.contains("Lower the transfer's buffer size"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn lowering_the_buffer_size_as_the_error_says_lets_the_same_records_through() {
+    let mut records = mixed_records();
+    // Two records of about 4 MB of change items each: one call with both is
+    // over the response limit, one call each is not.
+    let lines = "ts=1\n".repeat(12_000);
+    for i in [0, 1] {
+        records[i]["cdc"]["columnvalues"][6] = json!(lines);
+        records[i]["cdc"]["table_schema"][6]["type"] = json!("utf8");
+    }
+    let enricher = enricher(&[]);
+    let together = run_buffered(&enricher, &records, 1 << 20).await;
+    let error = together.failed.expect("over the limit in one call");
+    assert!(
+        error.contains("Lower the transfer's buffer size"),
+        "{error}"
+    );
+    assert!(together.emitted.is_empty());
+
+    let one_each = run_buffered(&enricher, &records, 1_000).await;
+    assert!(one_each.failed.is_none(), "{:?}", one_each.failed);
+    assert!(one_each.skipped.is_empty(), "nothing lost");
+    let tables = one_each.tables();
+    let count = |table: &str| tables.iter().filter(|t| **t == table).count();
+    assert_eq!(
+        count("source-topic"),
+        2 * 12_000,
+        "every line of both records"
+    );
+    assert_eq!(
+        count("source-topic_ProcessingFailed"),
+        2,
+        "and both bad records"
+    );
+    assert_eq!(tables.len(), 2 * 12_000 + 2);
 }
