@@ -48,6 +48,7 @@ fn apps() -> &'static [App; 3] {
                 error_topic: Some("errors".into()),
                 on_error,
                 rules: RulesSource::Embedded,
+                partial_batch_responses: true,
             },
             tagger: tagger.clone(),
         })

@@ -3,12 +3,15 @@
 //! * DynamoDB Streams and Kinesis checkpoint at the lowest sequence number
 //!   reported and redeliver everything from there, so a handler reports only
 //!   the first record it did not durably handle.
-//! * Kafka event source mappings take one `{partition, offset}` per
-//!   topic-partition and redeliver from that offset.
+//! * Kafka event source mappings retry exactly the records listed, each as
+//!   `{partition: "<topic>-<partition>", offset}`, and commit the rest, so a
+//!   handler lists every record it did not handle. They act on the list only
+//!   with `ReportBatchItemFailures` (provisioned poller mode); otherwise any
+//!   successful answer commits the whole batch.
 //!
 //! In both cases an empty list means the whole batch succeeded.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use aws_lambda_events::streams::{
     DynamoDbBatchItemFailure, DynamoDbEventResponse, KinesisEventResponse,
@@ -38,7 +41,7 @@ pub fn kinesis_response(first_failed: Option<&str>) -> KinesisEventResponse {
 /// The Kafka event source mapping's partial batch response.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KafkaEventResponse {
-    /// One entry per topic-partition that has a failure.
+    /// One entry per record that was not handled.
     #[serde(rename = "batchItemFailures")]
     pub batch_item_failures: Vec<KafkaBatchItemFailure>,
 }
@@ -56,38 +59,52 @@ pub struct KafkaBatchItemFailure {
 pub struct KafkaItemIdentifier {
     /// `<topic>-<partition>`, the same form as the keys of the event's `records`.
     pub partition: String,
-    /// The first offset that was not handled.
+    /// The offset of a record that was not handled.
     pub offset: i64,
 }
 
-/// Collects failed Kafka records and keeps the lowest offset per
-/// topic-partition, which is all the mapping needs.
+/// Collects the Kafka records that were not handled, every one of them.
+///
+/// Unlike a stream mapping, which restarts a shard at the lowest reported
+/// sequence number, the Kafka mapping retries the records it is given
+/// ("Lambda can retry only the failed records"), so a record left off the
+/// list counts as handled and is committed.
 #[derive(Debug, Clone, Default)]
 pub struct KafkaFailures {
-    first_offsets: BTreeMap<(String, i64), i64>,
+    records: BTreeSet<(String, i64, i64)>,
 }
 
 impl KafkaFailures {
     /// Records that `offset` in `topic`/`partition` was not handled.
     pub fn add(&mut self, topic: &str, partition: i64, offset: i64) {
-        self.first_offsets
-            .entry((topic.to_owned(), partition))
-            .and_modify(|o| *o = (*o).min(offset))
-            .or_insert(offset);
+        self.records.insert((topic.to_owned(), partition, offset));
     }
 
     /// Whether nothing failed.
     pub fn is_empty(&self) -> bool {
-        self.first_offsets.is_empty()
+        self.records.is_empty()
+    }
+
+    /// How many records failed.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The first failed record (by topic, partition and offset).
+    pub fn first(&self) -> Option<(&str, i64, i64)> {
+        self.records
+            .iter()
+            .next()
+            .map(|(topic, partition, offset)| (topic.as_str(), *partition, *offset))
     }
 
     /// The response to return.
     pub fn into_response(self) -> KafkaEventResponse {
         KafkaEventResponse {
             batch_item_failures: self
-                .first_offsets
+                .records
                 .into_iter()
-                .map(|((topic, partition), offset)| KafkaBatchItemFailure {
+                .map(|(topic, partition, offset)| KafkaBatchItemFailure {
                     item_identifier: KafkaItemIdentifier {
                         partition: format!("{topic}-{partition}"),
                         offset,
@@ -132,16 +149,20 @@ mod tests {
     }
 
     #[test]
-    fn kafka_failures_keep_the_lowest_offset_per_partition() {
+    fn kafka_failures_list_every_record_once_in_order() {
         let mut failures = KafkaFailures::default();
         failures.add("clicks", 0, 17);
         failures.add("clicks", 0, 12);
+        failures.add("clicks", 0, 17);
         failures.add("clicks", 1, 40);
         failures.add("clicks-v2", 0, 3);
+        assert_eq!(failures.len(), 4);
+        assert_eq!(failures.first(), Some(("clicks", 0, 12)));
         assert_eq!(
             serde_json::to_value(failures.into_response()).unwrap(),
             json!({"batchItemFailures": [
                 {"itemIdentifier": {"partition": "clicks-0", "offset": 12}},
+                {"itemIdentifier": {"partition": "clicks-0", "offset": 17}},
                 {"itemIdentifier": {"partition": "clicks-1", "offset": 40}},
                 {"itemIdentifier": {"partition": "clicks-v2-0", "offset": 3}},
             ]})

@@ -8,6 +8,7 @@
 //! `--include-ignored`.
 
 mod http_stub;
+pub mod kafka_mapping;
 mod oauth_gate;
 pub mod stream_mapping;
 

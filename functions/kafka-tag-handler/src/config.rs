@@ -6,6 +6,7 @@
 //! | `ERROR_TOPIC` | topic for records that cannot be tagged (`ON_ERROR=dlq`) | — |
 //! | `ON_ERROR` | `fail`, `log` or `dlq`: what a record that is not JSON or not a page visit does | `dlq` when `ERROR_TOPIC` is set, else `fail` |
 //! | `TAG_RULES_FILE` | path of a JSON (`.json`) rules file | the built-in `rules/default.json` |
+//! | `PARTIAL_BATCH_RESPONSES` | whether the trigger honours a partial batch response (`ReportBatchItemFailures`, provisioned poller mode); when not, any unpublished record fails the whole invocation | `false` |
 //!
 //! The Kafka connection comes from the shared `KAFKA_*` variables
 //! ([`lambda_stream_kit::kafka::KafkaConfig`]).
@@ -65,6 +66,11 @@ pub struct Config {
     pub on_error: OnError,
     /// Where the tag rules come from.
     pub rules: RulesSource,
+    /// Whether the event source mapping acts on a partial batch response.
+    /// Without `ReportBatchItemFailures` it commits the whole batch on any
+    /// successful answer, so then the handler must fail the invocation
+    /// instead of listing what it could not publish.
+    pub partial_batch_responses: bool,
 }
 
 impl Config {
@@ -91,6 +97,10 @@ impl Config {
                 .map_or(RulesSource::Embedded, |p| {
                     RulesSource::File(PathBuf::from(p))
                 }),
+            // Off unless the deployment says so: failing a whole invocation
+            // loses nothing under either kind of mapping; a partial answer
+            // loses records under one that ignores it.
+            partial_batch_responses: env.flag_or("PARTIAL_BATCH_RESPONSES", false)?,
         })
     }
 }

@@ -95,6 +95,16 @@ pub enum HandlerError {
     /// A batch arrived but there is nowhere to publish it.
     #[error("RESPONSE_TOPIC must be set to handle Kafka event source mapping batches")]
     NoResponseTopic,
+    /// Records were neither published nor dead-lettered, and the trigger
+    /// does not honour a partial batch response: only failing the whole
+    /// invocation makes Lambda deliver them again.
+    #[error("{count} record(s) were not published or dead-lettered, the first {first}; failing the invocation so Lambda retries the batch (the trigger does not act on partial batch responses)")]
+    Unpublished {
+        /// How many.
+        count: usize,
+        /// The first, as `<topic>-<partition>@<offset>`.
+        first: String,
+    },
     /// A connector record is bad and `ON_ERROR=fail`.
     #[error("connector record {index}{position}: {bad} (ON_ERROR=fail)")]
     ConnectorRecord {
@@ -113,6 +123,7 @@ impl HandlerError {
         match self {
             Self::WrongShape(_) => "Event.Unrecognised",
             Self::NoResponseTopic => "Config.NoResponseTopic",
+            Self::Unpublished { .. } => "Kafka.Unpublished",
             Self::ConnectorRecord { .. } => "Record.Rejected",
         }
     }
@@ -223,8 +234,12 @@ async fn handle_batch(
                 // `Dlq` always has a topic (the config checks it); without
                 // one, failing is the only choice that loses nothing.
                 (OnError::Fail | OnError::Dlq, _) => {
-                    plan.failures
-                        .add(&record.topic, record.partition, record.offset);
+                    // The bad record and every later one of its partition:
+                    // the mapping retries exactly the records listed, and
+                    // the later ones wait behind it to keep their order.
+                    for held in &records[index..] {
+                        plan.failures.add(&held.topic, held.partition, held.offset);
+                    }
                     plan.held_back += records.len() - index - 1;
                     break;
                 }
@@ -280,6 +295,17 @@ async fn handle_batch(
         failed_partitions = failed_partitions.len(),
         "batch handled"
     );
+    if !plan.failures.is_empty() && !app.config.partial_batch_responses {
+        let first = plan
+            .failures
+            .first()
+            .map(|(topic, partition, offset)| format!("{topic}-{partition}@{offset}"))
+            .unwrap_or_default();
+        return Err(HandlerError::Unpublished {
+            count: plan.failures.len(),
+            first,
+        });
+    }
     Ok(plan.failures.into_response())
 }
 

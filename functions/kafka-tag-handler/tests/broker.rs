@@ -77,6 +77,7 @@ impl Setup {
                 error_topic: Some(errors),
                 on_error,
                 rules: RulesSource::Embedded,
+                partial_batch_responses: true,
             },
             tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
         };

@@ -90,6 +90,15 @@ impl Template {
         })
     }
 
+    /// The same template deployed with `name` set to `value`, as
+    /// `--parameter-overrides` would.
+    pub fn with_parameter(mut self, name: &str, value: &str) -> Self {
+        if let Some(parameter) = self.root["Parameters"].get_mut(name) {
+            parameter["Default"] = Value::String(value.to_owned());
+        }
+        self
+    }
+
     /// The resource `logical_id`'s `Properties`, resolved.
     pub fn properties(&self, logical_id: &str) -> Result<Value, String> {
         let properties = self.root["Resources"][logical_id]
@@ -204,6 +213,9 @@ impl Template {
                         };
                         self.resolve(chosen)
                     }
+                    "!Sub" if arg.is_string() => Some(Value::String(
+                        self.substitute(arg.as_str().unwrap_or_default()),
+                    )),
                     "!Not" | "!Equals" | "!And" | "!Or" | "Condition" => {
                         Some(Value::Bool(self.truth(value)))
                     }
@@ -226,6 +238,27 @@ impl Template {
             }
             other => other.clone(),
         }
+    }
+
+    /// `${Name}` replaced by the parameter's default (or the name).
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else {
+                break;
+            };
+            let name = &rest[start + 2..start + end];
+            match self.reference(name) {
+                Some(Value::String(value)) => out.push_str(&value),
+                Some(other) => out.push_str(&other.to_string()),
+                None => {}
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
     }
 
     fn reference(&self, name: &str) -> Option<Value> {

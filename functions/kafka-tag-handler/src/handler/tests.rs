@@ -22,6 +22,7 @@ fn app(on_error: OnError) -> App {
             error_topic: (on_error == OnError::Dlq).then(|| "bad-visits".into()),
             on_error,
             rules: RulesSource::Embedded,
+            partial_batch_responses: true,
         },
         tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
     }
@@ -178,11 +179,16 @@ async fn dlq_mode_answers_connector_calls_with_error_entries_and_publishes_nothi
 }
 
 #[tokio::test]
-async fn unpublished_records_are_reported_at_the_first_offset_of_each_partition() {
+async fn every_unpublished_record_is_listed() {
     let response = batch(fixture("kafka-msk.json"), &app(OnError::Fail)).await;
     assert_eq!(
         failures(&response),
-        pairs(&[("page-visits-0", 15), ("page-visits-1", 7)])
+        pairs(&[
+            ("page-visits-0", 15),
+            ("page-visits-0", 16),
+            ("page-visits-1", 7),
+            ("page-visits-1", 8)
+        ])
     );
 }
 
@@ -198,12 +204,13 @@ async fn on_error_log_skips_bad_records_with_a_log_line() {
             ("invalid-base64".into(), 51)
         ]
     );
-    // The good records could not be published (no broker): each partition
-    // is reported at its first good record, never at a skipped one.
+    // The good records could not be published (no broker): each is
+    // listed, never a skipped one.
     assert_eq!(
         failures(&response),
         pairs(&[
             ("page-visits-0", 20),
+            ("page-visits-0", 22),
             ("page-visits-1", 31),
             ("page-visits-2", 50)
         ])
@@ -221,11 +228,16 @@ async fn on_error_fail_reports_the_bad_record_and_holds_back_the_rest_of_its_par
         failures(&response),
         pairs(&[
             ("page-visits-0", 20),
+            ("page-visits-0", 21),
+            ("page-visits-0", 22),
             ("page-visits-1", 30),
-            ("page-visits-2", 50)
+            ("page-visits-1", 31),
+            ("page-visits-2", 50),
+            ("page-visits-2", 51)
         ])
     );
-    // Offset 22 (after the bad 21) and 31 (after the bad 30) were not sent.
+    // Offset 22 (after the bad 21) and 31 (after the bad 30) were not sent,
+    // and are listed so the mapping retries them after the bad record.
     assert_eq!(held_back(&logs), 2);
 }
 
@@ -236,8 +248,12 @@ async fn on_error_dlq_reports_dead_letters_that_could_not_be_published() {
         failures(&response),
         pairs(&[
             ("page-visits-0", 20),
+            ("page-visits-0", 21),
+            ("page-visits-0", 22),
             ("page-visits-1", 30),
-            ("page-visits-2", 50)
+            ("page-visits-1", 31),
+            ("page-visits-2", 50),
+            ("page-visits-2", 51)
         ])
     );
 }
@@ -273,7 +289,10 @@ async fn json_that_is_not_a_page_visit_follows_on_error() {
         &app(OnError::Fail),
     ))
     .await;
-    assert_eq!(failures(&response), pairs(&[("page-visits-3", 6)]));
+    assert_eq!(
+        failures(&response),
+        pairs(&[("page-visits-3", 6), ("page-visits-3", 7)])
+    );
     assert_eq!(held_back(&logs), 1);
     let (response, logs) = capture(batch(
         fixture("bad/kafka-not-a-page-visit.json"),
@@ -553,4 +572,30 @@ fn the_kafka_fixtures_match_the_aws_lambda_events_model() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn without_partial_batch_responses_an_unpublished_record_fails_the_invocation() {
+    let mut app = app(OnError::Log);
+    app.config.partial_batch_responses = false;
+    let producer = unreachable();
+    let error = invoke(fixture("kafka-mixed-batch.json"), &app, &producer)
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Kafka.Unpublished");
+    assert!(
+        error.message().contains("4 record(s)") && error.message().contains("page-visits-0@20"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn without_partial_batch_responses_a_bad_record_under_fail_fails_the_invocation() {
+    let mut app = app(OnError::Fail);
+    app.config.partial_batch_responses = false;
+    let producer = unreachable();
+    let error = invoke(fixture("bad/kafka-not-json.json"), &app, &producer)
+        .await
+        .unwrap_err();
+    assert_eq!(error.error_type(), "Kafka.Unpublished");
 }
