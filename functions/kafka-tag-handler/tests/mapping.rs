@@ -82,7 +82,18 @@ impl Case {
     /// The function as the template configures it for `mode`, with the
     /// topics swapped for unique ones and `on_error` when given.
     async fn new(mode: &str, on_error: Option<&str>, create: (bool, bool)) -> Self {
-        let broker = testing::broker();
+        Self::on(testing::broker(), testing::broker(), mode, on_error, create).await
+    }
+
+    /// The same, producing through `produce_via` (a fault proxy, say) and
+    /// creating and reading topics on `broker`.
+    async fn on(
+        broker: String,
+        produce_via: String,
+        mode: &str,
+        on_error: Option<&str>,
+        create: (bool, bool),
+    ) -> Self {
         let response = testing::unique_topic("tag-map-response");
         let errors = testing::unique_topic("tag-map-errors");
         if create.0 {
@@ -115,7 +126,7 @@ impl Case {
             tagger: Tagger::load(&config.rules).unwrap(),
             config,
         };
-        let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![broker.clone()]));
+        let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![produce_via]));
         Self {
             broker,
             response,
@@ -315,5 +326,38 @@ async fn a_bad_record_ends_where_its_on_error_mode_and_the_poller_mode_put_it() 
                 _ => expect(&places, &[(Place::Response, 8), (Place::Retrying, 4)]),
             }
         }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn the_broker_lost_mid_batch_loses_nothing_in_either_mode() {
+    use lambda_stream_kit::testing::{Fault, FaultProxy, PrivateBroker};
+    for mode in MODES {
+        eprintln!("{mode}");
+        let proxy_port = testing::free_port();
+        let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
+        let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+        let case = Case::on(
+            broker.direct.clone(),
+            format!("127.0.0.1:{proxy_port}"),
+            mode,
+            None,
+            (true, true),
+        )
+        .await;
+        // The first invocation loses the broker part-way through.
+        proxy.set(Fault::CutAfter(1_500));
+        let (run, logs) = drive(mode, &case, |call| {
+            if call == 2 {
+                proxy.set(Fault::None);
+            }
+            None
+        })
+        .await;
+        let places = account(&case, &run, &logs).await;
+        expect(&places, &[(Place::Response, 10), (Place::ErrorTopic, 2)]);
+        assert!(run.invocations >= 2, "the cut failed the first invocation");
+        broker.stop().await;
     }
 }
