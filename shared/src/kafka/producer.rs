@@ -18,11 +18,12 @@
 //! duplicate it: delivery is at least once, as with any Kafka producer
 //! without idempotence (rskafka has none).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rskafka::client::error::ProtocolError;
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder, SaslConfig};
 use rskafka::record::Record;
@@ -120,6 +121,16 @@ pub enum ProduceError {
         /// The error.
         reason: String,
     },
+    /// The broker refused the record itself (`MESSAGE_TOO_LARGE`,
+    /// `RECORD_LIST_TOO_LARGE`, `INVALID_RECORD`, `CORRUPT_MESSAGE` for a
+    /// request holding only this record): sending it again cannot help.
+    #[error("the broker rejected the record on partition {partition}: {reason}")]
+    Rejected {
+        /// The partition.
+        partition: i32,
+        /// The broker's error.
+        reason: String,
+    },
     /// Not attempted, because an earlier record of the same partition failed.
     #[error("not sent: an earlier record for partition {partition} failed")]
     NotSent {
@@ -131,7 +142,7 @@ pub enum ProduceError {
 impl ProduceError {
     /// Whether retrying can never help (the record itself is the problem).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::TooLarge { .. })
+        matches!(self, Self::TooLarge { .. } | Self::Rejected { .. })
     }
 }
 
@@ -159,6 +170,10 @@ struct Session {
     client: Client,
     partition_counts: Mutex<HashMap<String, (usize, Instant)>>,
     partition_clients: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
+    /// Partitions whose next records go one per request: the broker
+    /// rejected a request of several records as a whole, and only a request
+    /// of one names the record at fault (see [`send_partition`]).
+    isolate: Mutex<BTreeSet<(String, i32)>>,
 }
 
 impl KafkaProducer {
@@ -288,6 +303,7 @@ impl KafkaProducer {
             client,
             partition_counts: Mutex::new(HashMap::new()),
             partition_clients: Mutex::new(HashMap::new()),
+            isolate: Mutex::new(BTreeSet::new()),
         });
         *slot = Some(Arc::clone(&session));
         Ok(session)
@@ -500,7 +516,21 @@ async fn send_partition(
         }
     };
     let mut failure: Option<ProduceError> = None;
-    for chunk in into_requests(records, limit) {
+    // Sending the records of a partition one per request costs round trips,
+    // so it happens only on the retry after the broker refused a request as
+    // a whole; keeping a copy of every request instead would cost a clone of
+    // every record on every produce.
+    let one_by_one = session
+        .isolate
+        .lock()
+        .await
+        .remove(&(topic.to_owned(), partition));
+    let requests = if one_by_one {
+        records.into_iter().map(|record| vec![record]).collect()
+    } else {
+        into_requests(records, limit)
+    };
+    for chunk in requests {
         if failure.is_some() {
             outcomes.extend(
                 chunk
@@ -520,13 +550,48 @@ async fn send_partition(
                         .map(|(i, offset)| (i, Ok(Delivery { partition, offset }))),
                 );
             }
+            Ok(Err(e)) if rejection(&e).is_some() && indexes.len() == 1 => {
+                tracing::warn!(topic, partition, error = %e, "the broker rejected a record");
+                let error = ProduceError::Rejected {
+                    partition,
+                    reason: e.to_string(),
+                };
+                // The record is at fault, not the partition: the next ones go on.
+                outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
+            }
             other => {
                 let error = match other {
                     Err(_) => ProduceError::Timeout { step: "produce" },
-                    Ok(Err(e)) => ProduceError::Broker {
-                        partition,
-                        reason: e.to_string(),
-                    },
+                    Ok(Err(e)) if rejection(&e).is_some() => {
+                        session
+                            .isolate
+                            .lock()
+                            .await
+                            .insert((topic.to_owned(), partition));
+                        ProduceError::Broker {
+                            partition,
+                            reason: format!(
+                                "{e}; the broker refused the request as a whole, so its records go one per request on the retry, to find the one at fault"
+                            ),
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        if is_authorization(&e) {
+                            // Not the records' fault, and no retry will fix
+                            // it: said loudly, and the records are reported
+                            // rather than dead-lettered.
+                            tracing::error!(
+                                topic,
+                                partition,
+                                error = %e,
+                                "the broker refused this function's credentials for the topic; check the role's kafka-cluster permissions or the topic ACLs"
+                            );
+                        }
+                        ProduceError::Broker {
+                            partition,
+                            reason: e.to_string(),
+                        }
+                    }
                     Ok(Ok(offsets)) => ProduceError::Broker {
                         partition,
                         reason: format!(
@@ -544,6 +609,34 @@ async fn send_partition(
         }
     }
     outcomes
+}
+
+/// The broker's error when it refuses the records themselves, so that no
+/// retry of the same request can succeed.
+fn rejection(error: &rskafka::client::error::Error) -> Option<ProtocolError> {
+    match error {
+        rskafka::client::error::Error::ServerError { protocol_error, .. } => match protocol_error {
+            ProtocolError::MessageTooLarge
+            | ProtocolError::RecordListTooLarge
+            | ProtocolError::InvalidRecord
+            | ProtocolError::CorruptMessage => Some(*protocol_error),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the broker refused the client rather than the records.
+fn is_authorization(error: &rskafka::client::error::Error) -> bool {
+    matches!(
+        error,
+        rskafka::client::error::Error::ServerError {
+            protocol_error: ProtocolError::TopicAuthorizationFailed
+                | ProtocolError::ClusterAuthorizationFailed
+                | ProtocolError::SaslAuthenticationFailed,
+            ..
+        }
+    )
 }
 
 /// Cuts one partition's records into requests that fit the byte limit,
@@ -593,6 +686,55 @@ fn finish(outcomes: Vec<Option<ProduceOutcome>>) -> Vec<ProduceOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(protocol_error: ProtocolError) -> rskafka::client::error::Error {
+        rskafka::client::error::Error::ServerError {
+            protocol_error,
+            error_message: None,
+            request: rskafka::client::error::RequestContext::Partition("t".into(), 0),
+            response: None,
+            is_virtual: false,
+        }
+    }
+
+    #[test]
+    fn record_level_refusals_are_rejections_and_the_rest_are_not() {
+        for refused in [
+            ProtocolError::MessageTooLarge,
+            ProtocolError::RecordListTooLarge,
+            ProtocolError::InvalidRecord,
+            ProtocolError::CorruptMessage,
+        ] {
+            assert_eq!(rejection(&server_error(refused)), Some(refused));
+        }
+        for other in [
+            ProtocolError::NotLeaderOrFollower,
+            ProtocolError::TopicAuthorizationFailed,
+            ProtocolError::RequestTimedOut,
+        ] {
+            assert_eq!(rejection(&server_error(other)), None, "{other:?}");
+        }
+        assert!(is_authorization(&server_error(
+            ProtocolError::TopicAuthorizationFailed
+        )));
+        assert!(!is_authorization(&server_error(
+            ProtocolError::MessageTooLarge
+        )));
+    }
+
+    #[test]
+    fn a_rejected_record_is_permanent_and_a_broker_error_is_not() {
+        let rejected = ProduceError::Rejected {
+            partition: 0,
+            reason: "MessageTooLarge".into(),
+        };
+        assert!(rejected.is_permanent());
+        let transient = ProduceError::Broker {
+            partition: 0,
+            reason: "NotLeaderOrFollower".into(),
+        };
+        assert!(!transient.is_permanent());
+    }
 
     fn record(value_len: usize) -> (usize, Record) {
         (
