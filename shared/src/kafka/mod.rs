@@ -13,4 +13,6 @@ pub mod producer;
 pub mod tls;
 
 pub use config::{AuthMode, Bootstrap, KafkaConfig};
-pub use producer::{Delivery, KafkaProducer, OutgoingRecord, ProduceError, ProduceOutcome};
+pub use producer::{
+    Delivery, KafkaProducer, OutgoingRecord, PasswordReader, ProduceError, ProduceOutcome,
+};

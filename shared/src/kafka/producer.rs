@@ -156,7 +156,17 @@ pub struct KafkaProducer {
     sdk: OnceCell<aws_config::SdkConfig>,
     session: Mutex<Option<Arc<Session>>>,
     partitioner: Partitioner,
+    password_reader: Option<PasswordReader>,
 }
+
+/// Reads the SCRAM/PLAIN user for a new connection, by the deadline given.
+/// The producer reads it on every new session, so a rotated password is
+/// picked up once the old session is dropped.
+pub type PasswordReader = Arc<
+    dyn Fn(Instant) -> futures::future::BoxFuture<'static, Result<UserPassword, String>>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for KafkaProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -185,7 +195,15 @@ impl KafkaProducer {
             sdk: OnceCell::new(),
             session: Mutex::new(None),
             partitioner: Partitioner::default(),
+            password_reader: None,
         }
+    }
+
+    /// Reads the SCRAM/PLAIN user with `reader` instead of from
+    /// `KAFKA_SECRET_ARN` or the inline variables.
+    pub fn with_password_reader(mut self, reader: PasswordReader) -> Self {
+        self.password_reader = Some(reader);
+        self
     }
 
     /// Uses `provider` for IAM tokens instead of one built from the default
@@ -260,7 +278,28 @@ impl KafkaProducer {
         for (index, outcome) in futures::future::join_all(sends).await.into_iter().flatten() {
             outcomes[index] = Some(outcome);
         }
-        finish(outcomes)
+        let outcomes = finish(outcomes);
+        self.forget_session_after_total_failure(&outcomes).await;
+        outcomes
+    }
+
+    /// rskafka keeps a session's SASL credentials for every reconnection,
+    /// so after a password rotation each reconnect fails until the session
+    /// is rebuilt. When nothing at all got through with SCRAM or PLAIN, the
+    /// session is dropped and the next produce (the retry) connects afresh,
+    /// reading the password again within its own deadline. A broker outage
+    /// costs one extra secret read per failed invocation, no more.
+    async fn forget_session_after_total_failure(&self, outcomes: &[ProduceOutcome]) {
+        let total_failure = !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| o.as_ref().is_err_and(|e| !e.is_permanent()));
+        if total_failure && self.config.auth.needs_password() {
+            tracing::warn!(
+                "no record got through; the Kafka session is dropped so the next attempt reconnects with the password read again"
+            );
+            *self.session.lock().await = None;
+        }
     }
 
     /// The number of partitions of `topic` (cached for five minutes).
@@ -375,6 +414,15 @@ impl KafkaProducer {
                 Ok(Some(Arc::clone(provider).sasl_config()))
             }
             AuthMode::ScramSha512 | AuthMode::ScramSha256 | AuthMode::Plain => {
+                if let Some(reader) = &self.password_reader {
+                    let user = timeout_at(deadline, reader(deadline))
+                        .await
+                        .map_err(|_| ProduceError::Timeout {
+                            step: "password read",
+                        })?
+                        .map_err(ProduceError::Connect)?;
+                    return Ok(user.sasl_config(auth));
+                }
                 let user = match &self.config.credentials {
                     Some(CredentialSource::Inline { username, password }) => UserPassword {
                         username: username.clone(),

@@ -6,6 +6,12 @@
 //! malformed or past its lifetime, and closes an authenticated connection
 //! when the token it was opened with expires. Tests shorten the lifetime so
 //! that expiry happens in seconds rather than 15 minutes.
+//!
+//! It can stand in for a SASL/PLAIN listener too ([`OauthBearerGate::start_plain`]),
+//! with a password that a test rotates: then every open session is closed,
+//! as a broker restart or a dropped connection would, and only the new
+//! password opens new ones. (tansu cannot authenticate users in its
+//! in-memory mode; PLAIN reads its credentials on the same path as SCRAM.)
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -21,6 +27,7 @@ const SASL_AUTHENTICATE: i16 = 36;
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 const MECHANISM: &str = "OAUTHBEARER";
+const PLAIN: &str = "PLAIN";
 /// Far above any request the gate handles before relaying.
 const MAX_FRAME: usize = 1 << 20;
 
@@ -35,10 +42,23 @@ pub struct GateLog {
     pub expired_sessions: usize,
 }
 
-/// A Kafka SASL/OAUTHBEARER front for a broker that has no SASL of its own.
+/// What the gate checks.
+#[derive(Debug, Clone)]
+enum Check {
+    /// MSK IAM tokens, valid for at most this long.
+    OauthBearer(Duration),
+    /// A user and a password, which a test may change.
+    Plain(Arc<Mutex<(String, String)>>),
+}
+
+/// A Kafka SASL/OAUTHBEARER (or PLAIN) front for a broker that has no SASL
+/// of its own.
 #[derive(Debug, Clone)]
 pub struct OauthBearerGate {
     log: Arc<Mutex<GateLog>>,
+    check: Check,
+    /// Bumped to close every open session.
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
     /// The port the gate listens on.
     pub port: u16,
 }
@@ -49,21 +69,49 @@ impl OauthBearerGate {
     /// of its `X-Amz-Expires` and `lifetime`.
     #[allow(clippy::panic)]
     pub async fn start(port: u16, upstream: String, lifetime: Duration) -> Self {
+        Self::listen(port, upstream, Check::OauthBearer(lifetime)).await
+    }
+
+    /// Listens on `port` as a SASL/PLAIN listener that accepts `username`
+    /// with `password` (see [`OauthBearerGate::rotate_password`]).
+    pub async fn start_plain(port: u16, upstream: String, username: &str, password: &str) -> Self {
+        let expected = Arc::new(Mutex::new((username.to_owned(), password.to_owned())));
+        Self::listen(port, upstream, Check::Plain(expected)).await
+    }
+
+    /// Accepts only `password` from now on and closes every open session.
+    pub fn rotate_password(&self, password: &str) {
+        if let Check::Plain(expected) = &self.check {
+            if let Ok(mut expected) = expected.lock() {
+                expected.1 = password.to_owned();
+            }
+        }
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    #[allow(clippy::panic)]
+    async fn listen(port: u16, upstream: String, check: Check) -> Self {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap_or_else(|e| panic!("cannot bind gate port {port}: {e}"));
         let gate = Self {
             log: Arc::default(),
+            check,
+            generation: Arc::new(tokio::sync::watch::channel(0).0),
             port,
         };
         let log = Arc::clone(&gate.log);
+        let check = gate.check.clone();
+        let generation = Arc::clone(&gate.generation);
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let log = Arc::clone(&log);
                 let upstream = upstream.clone();
+                let check = check.clone();
+                let closed = generation.subscribe();
                 tokio::spawn(async move {
                     // A connection that breaks ends here, as it would at MSK.
-                    let _ = serve(client, &upstream, lifetime, &log).await;
+                    let _ = serve(client, &upstream, &check, closed, &log).await;
                 });
             }
         });
@@ -79,9 +127,14 @@ impl OauthBearerGate {
 async fn serve(
     client: TcpStream,
     upstream: &str,
-    lifetime: Duration,
+    check: &Check,
+    mut closed: tokio::sync::watch::Receiver<u64>,
     log: &Mutex<GateLog>,
 ) -> io::Result<()> {
+    let mechanism_name = match check {
+        Check::OauthBearer(_) => MECHANISM,
+        Check::Plain(_) => PLAIN,
+    };
     let server = TcpStream::connect(upstream).await?;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
@@ -102,14 +155,14 @@ async fn serve(
             SASL_HANDSHAKE => {
                 request.skip_nullable_string()?;
                 let mechanism = request.string()?;
-                let error = if mechanism == MECHANISM {
+                let error = if mechanism == mechanism_name {
                     0
                 } else {
                     UNSUPPORTED_SASL_MECHANISM
                 };
                 let mut body = error.to_be_bytes().to_vec();
                 body.extend(1i32.to_be_bytes());
-                put_string(&mut body, MECHANISM);
+                put_string(&mut body, mechanism_name);
                 write_frame(&mut client_write, &response(correlation_id, false, &body)).await?;
             }
             SASL_AUTHENTICATE => {
@@ -123,7 +176,12 @@ async fn serve(
                 } else {
                     request.bytes()?
                 };
-                let verdict = check_token(auth_bytes, lifetime, SystemTime::now());
+                let verdict = match check {
+                    Check::OauthBearer(lifetime) => {
+                        check_token(auth_bytes, *lifetime, SystemTime::now())
+                    }
+                    Check::Plain(expected) => check_plain(auth_bytes, expected),
+                };
                 let answer = authenticate_response(api_version, &verdict);
                 write_frame(
                     &mut client_write,
@@ -153,6 +211,7 @@ async fn serve(
     tokio::select! {
         _ = tokio::io::copy(&mut client_read, &mut server_write) => {}
         _ = tokio::io::copy(&mut server_read, &mut client_write) => {}
+        _ = closed.changed() => {}
         () = tokio::time::sleep(remaining) => {
             if let Ok(mut log) = log.lock() {
                 log.expired_sessions += 1;
@@ -160,6 +219,30 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Checks a PLAIN message (`authzid NUL user NUL password`); a session it
+/// opens lasts until the gate closes it.
+fn check_plain(
+    message: &[u8],
+    expected: &Mutex<(String, String)>,
+) -> Result<(String, SystemTime), String> {
+    let text = std::str::from_utf8(message).map_err(|_| "message is not UTF-8")?;
+    let mut parts = text.split('\0');
+    let (_, user, password) = (parts.next(), parts.next(), parts.next());
+    let expected = expected.lock().map_err(|_| "gate state poisoned")?.clone();
+    match (user, password) {
+        (Some(user), Some(password))
+            if (user, password) == (expected.0.as_str(), expected.1.as_str()) =>
+        {
+            Ok((
+                format!("{user}:{password}"),
+                SystemTime::now() + Duration::from_secs(86_400),
+            ))
+        }
+        (Some(user), Some(_)) => Err(format!("wrong password for {user}")),
+        _ => Err("malformed PLAIN message".into()),
+    }
 }
 
 /// Checks an OAUTHBEARER client message carrying an MSK IAM token, and
