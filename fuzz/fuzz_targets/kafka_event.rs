@@ -17,8 +17,10 @@
 //!   unique strings) and `tagged_at`, equal to what tagging the parsed value
 //!   gives (the fast path that splices bytes agrees with the slow one);
 //!   input that is not JSON is never tagged;
-//! * the connector answers one entry per item in `log` and `dlq` modes; in
-//!   `fail` mode it answers the same entries or fails at the first bad one.
+//! * the connector answers one entry per item in `log` and `dlq` modes
+//!   (`connector::plan`: dlq sets a dead letter that fits aside where log
+//!   answers an error entry); in `fail` mode it answers the same entries or
+//!   fails at the first bad one.
 
 #![no_main]
 
@@ -31,6 +33,7 @@ use kafka_tag_handler::handler::HandlerError;
 use kafka_tag_handler::rules::{RulesSource, Tagger};
 use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{connector, source, visit, App};
+use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
@@ -188,21 +191,47 @@ fn check_tags(tagged: &Value) {
     );
 }
 
+/// A producer for building dead letters; `plan` does no I/O with it.
+fn producer() -> &'static KafkaProducer {
+    static PRODUCER: OnceLock<KafkaProducer> = OnceLock::new();
+    PRODUCER.get_or_init(|| KafkaProducer::new(KafkaConfig::plaintext(vec!["127.0.0.1:1".into()])))
+}
+
 fn check_connector(items: &[Value]) {
     let [fail, log, dlq] = apps();
-    let logged = connector::handle(items.to_vec(), log, TAGGED_AT).expect("log mode answers");
-    let dead_lettered = connector::handle(items.to_vec(), dlq, TAGGED_AT).expect("dlq answers");
+    let plan = |app: &App| connector::plan(items.to_vec(), app, TAGGED_AT, producer());
+    let logged = plan(log).expect("log mode answers").entries;
+    let dead_lettered = plan(dlq).expect("dlq answers");
     assert_eq!(logged.len(), items.len(), "one entry per item");
-    assert_eq!(logged, dead_lettered, "log and dlq answer alike");
     let is_error = |entry: &Value| {
         entry
             .as_object()
             .is_some_and(|o| o.len() == 1 && o.contains_key("error"))
     };
+    // dlq answers like log, but sets a dead letter aside (its entry null
+    // until published) where log answers an error entry.
+    let errors: Vec<usize> = (0..logged.len())
+        .filter(|&i| is_error(&logged[i]))
+        .collect();
+    let letters: Vec<usize> = dead_lettered.dead_letters.iter().map(|d| d.index).collect();
+    assert_eq!(letters, errors, "dlq sets aside exactly the bad items");
+    for (index, (entry, planned)) in logged.iter().zip(&dead_lettered.entries).enumerate() {
+        if errors.contains(&index) {
+            assert_eq!(planned, &Value::Null);
+        } else {
+            assert_eq!(planned, entry, "log and dlq tag alike");
+        }
+    }
+    for letter in &dead_lettered.dead_letters {
+        assert!(
+            producer().fits(&letter.record),
+            "a dead letter too large to send"
+        );
+    }
     for entry in logged.iter().filter(|e| !is_error(e)) {
         check_tags(entry);
     }
-    match connector::handle(items.to_vec(), fail, TAGGED_AT) {
+    match plan(fail).map(|p| p.entries) {
         Ok(entries) => {
             assert_eq!(entries, logged);
             assert!(

@@ -8,7 +8,11 @@
 //! of which are kept and read far more widely than the data itself. So a
 //! parse error is described by serde_json's category and position only;
 //! the position is enough to find the fault in the original, which the
-//! dead letter or the caller still has.
+//! dead letter or the caller still has. A base64 error is described the
+//! same way ([`base64_error`]: the problem and its offset, never the
+//! offending symbol), and any reason can be bounded in length
+//! ([`cap`]), so that a header or log line built from it stays small
+//! whatever the record.
 
 use std::fmt;
 
@@ -80,8 +84,89 @@ impl fmt::Display for JsonErrorSummary {
     }
 }
 
+/// How long a reason may be in a header or a log line, in bytes. Longer
+/// reasons are cut by [`cap`].
+pub const MAX_REASON_BYTES: usize = 256;
+
+/// `reason` cut to at most `max` bytes, at a character boundary, with `…`
+/// at the end when something was cut (the mark counts towards `max`).
+///
+/// Reasons built by this crate's summaries are short already; the cap is
+/// the guarantee for every other one, since a reason is copied into each
+/// dead letter and log line of its record.
+pub fn cap(mut reason: String, max: usize) -> String {
+    if reason.len() <= max {
+        return reason;
+    }
+    const MARK: &str = "…";
+    // Too little room for the mark: cut without it.
+    let marked = max >= MARK.len();
+    let mut end = if marked { max - MARK.len() } else { max };
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason.truncate(end);
+    if marked {
+        reason.push_str(MARK);
+    }
+    reason
+}
+
+/// A `base64::DecodeError` reduced to what went wrong and where.
+///
+/// Its `Display` reads like `not base64 (invalid symbol at offset 12)`;
+/// the offending symbol, which the error would quote, is never kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base64ErrorSummary {
+    /// A byte outside the alphabet (or padding out of place), at an offset.
+    InvalidSymbol(usize),
+    /// The number of symbols is not a valid base64 length.
+    InvalidLength(usize),
+    /// The last symbol has bits set that decoding would drop, at an offset.
+    InvalidLastSymbol(usize),
+    /// Padding absent or present against the engine's rules.
+    InvalidPadding,
+}
+
+/// Describes `error` by its kind and offset only; see the module doc.
+pub fn base64_error(error: &base64::DecodeError) -> Base64ErrorSummary {
+    match *error {
+        base64::DecodeError::InvalidByte(offset, _) => Base64ErrorSummary::InvalidSymbol(offset),
+        base64::DecodeError::InvalidLength(length) => Base64ErrorSummary::InvalidLength(length),
+        base64::DecodeError::InvalidLastSymbol { offset, .. } => {
+            Base64ErrorSummary::InvalidLastSymbol(offset)
+        }
+        base64::DecodeError::InvalidPadding => Base64ErrorSummary::InvalidPadding,
+    }
+}
+
+impl From<&base64::DecodeError> for Base64ErrorSummary {
+    fn from(error: &base64::DecodeError) -> Self {
+        base64_error(error)
+    }
+}
+
+impl fmt::Display for Base64ErrorSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidSymbol(offset) => {
+                write!(f, "not base64 (invalid symbol at offset {offset})")
+            }
+            Self::InvalidLength(length) => {
+                write!(f, "not base64 (invalid length: {length} symbols)")
+            }
+            Self::InvalidLastSymbol(offset) => {
+                write!(f, "not base64 (invalid last symbol at offset {offset})")
+            }
+            Self::InvalidPadding => f.write_str("not base64 (invalid padding)"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+
     use super::*;
 
     const SECRET: &str = "hunter2-SECRET";
@@ -131,5 +216,51 @@ mod tests {
         assert_eq!(summary.to_string(), "unexpected JSON (data error)");
         assert_eq!((summary.line(), summary.column()), (0, 0));
         assert_eq!(summary.category(), "data");
+    }
+
+    fn base64_summary(text: &str) -> (String, String) {
+        let error = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_err();
+        (error.to_string(), base64_error(&error).to_string())
+    }
+
+    #[test]
+    fn a_base64_error_gives_its_offset_and_never_the_symbol() {
+        let (message, summary) = base64_summary("QUJD*EVG");
+        assert!(message.contains("42"), "base64 names the byte: {message}");
+        assert_eq!(summary, "not base64 (invalid symbol at offset 4)");
+        let (message, summary) = base64_summary("QW==QUJD");
+        assert!(!message.is_empty());
+        assert_eq!(summary, "not base64 (invalid symbol at offset 2)");
+    }
+
+    #[test]
+    fn a_bad_last_symbol_is_not_quoted() {
+        // `W` is in the alphabet but leaves bits that decoding would drop.
+        let (message, summary) = base64_summary("QW==");
+        assert!(message.contains("'W'"), "base64 quotes it: {message}");
+        assert_eq!(summary, "not base64 (invalid last symbol at offset 1)");
+    }
+
+    #[test]
+    fn a_bad_length_gives_the_length() {
+        let (_, summary) = base64_summary("QUJDR");
+        assert_eq!(summary, "not base64 (invalid length: 5 symbols)");
+    }
+
+    #[test]
+    fn a_short_reason_is_kept_and_a_long_one_is_cut_at_a_character_boundary() {
+        assert_eq!(cap("short".into(), MAX_REASON_BYTES), "short");
+        let exact = "x".repeat(MAX_REASON_BYTES);
+        assert_eq!(cap(exact.clone(), MAX_REASON_BYTES), exact);
+        // Two-byte characters, so the cut falls inside one unless it moves.
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let capped = cap(long, MAX_REASON_BYTES);
+        assert!(capped.len() <= MAX_REASON_BYTES, "{}", capped.len());
+        assert!(capped.len() > MAX_REASON_BYTES - 6, "{}", capped.len());
+        assert!(capped.ends_with('…'));
+        assert_eq!(cap("abcdef".into(), 2), "ab");
+        assert_eq!(cap("abcdef".into(), 4), "a…");
     }
 }

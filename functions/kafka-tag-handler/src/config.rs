@@ -29,7 +29,7 @@ pub enum OnError {
     /// entry in its place.
     Log,
     /// Publish the raw record to `ERROR_TOPIC` with error headers; in
-    /// connector mode answer an error entry in its place.
+    /// connector mode too, answering a `dead-lettered` entry in its place.
     Dlq,
 }
 

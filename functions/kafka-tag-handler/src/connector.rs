@@ -5,86 +5,275 @@
 //! ignored; an item without `payload` is read as the payload itself). The
 //! `value` is a JSON object, or a string holding JSON. The answer is an
 //! array with exactly one entry per input, in order, which the connector
-//! writes to its response topic:
+//! writes to its result topic (`aws.lambda.response.topic`):
 //!
 //! * a page visit: the tagged event;
-//! * a bad record, with `ON_ERROR=log` or `dlq`: an error entry
+//! * a bad record, with `ON_ERROR=dlq`: the record is published to
+//!   `ERROR_TOPIC` first, with the same headers as a dead letter of the
+//!   event source mapping path (`source-*` as far as the item gives them,
+//!   `error-kind`, `error-message`; a stub when too large), and its entry
+//!   says where it went:
+//!   `{"status": "dead-lettered", "kind", "message", "index",
+//!   "source": {"topic", "partition", "offset"},
+//!   "dead_letter": {"topic", "partition", "offset"}}`.
+//!   If any dead letter cannot be published by the deadline the whole call
+//!   fails (`Record.DeadLetterFailed`): the connector then retries the
+//!   batch or applies its `behavior.on.error`, and nothing is answered as
+//!   handled that is not on a topic;
+//! * a bad record, with `ON_ERROR=log`: a warning log line with its
+//!   coordinates, and an error entry
 //!   `{"error": {"kind", "message", "index", "topic", "partition", "offset"}}`
-//!   in its place (nothing is published: the connector owns the topics in
-//!   this mode, and its `behavior.on.error` decides what happens next);
-//! * a bad record, with `ON_ERROR=fail`: the whole call fails, naming the
-//!   record, so a connector with `behavior.on.error=fail` stops there.
+//!   in its place;
+//! * a bad record, with `ON_ERROR=fail`: the whole call fails
+//!   (`Record.Rejected`), naming the record, so a connector with
+//!   `behavior.on.error=fail` stops there.
+//!
+//! Work is done in two steps: [`plan`] tags every item and builds the dead
+//! letters without any I/O, and [`handle`] publishes them and fills in their
+//! entries.
 
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use lambda_stream_kit::kafka::{Delivery, KafkaProducer, OutgoingRecord};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 
-use crate::bad_record::{BadRecord, ErrorKind};
+use crate::bad_record::{self, BadRecord, Coordinates, ErrorKind, RawRecord};
 use crate::config::OnError;
 use crate::handler::{App, HandlerError};
 use crate::source::kind_of;
 use crate::visit;
 
-/// Tags every item; see the module doc for the answer.
-pub fn handle(items: Vec<Value>, app: &App, tagged_at: &str) -> Result<Vec<Value>, HandlerError> {
-    let mut results = Vec::with_capacity(items.len());
-    for (index, mut item) in items.into_iter().enumerate() {
-        let position = Position::of(&item);
-        match tag_item(&mut item, app, tagged_at) {
-            Ok(tagged) => results.push(tagged),
-            Err(bad) => {
+/// The answer before any dead letter is sent.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// One entry per item, in order. The entry of a pending dead letter is
+    /// `null` until it is published.
+    pub entries: Vec<Value>,
+    /// The dead letters to publish (`ON_ERROR=dlq` only).
+    pub dead_letters: Vec<PendingDeadLetter>,
+}
+
+/// A bad item's dead letter, not sent yet.
+#[derive(Debug)]
+pub struct PendingDeadLetter {
+    /// The item's place in the input array.
+    pub index: usize,
+    /// Why it could not be tagged.
+    pub bad: BadRecord,
+    /// The record for `ERROR_TOPIC`.
+    pub record: OutgoingRecord,
+    position: Position,
+}
+
+/// Tags every item, publishes the dead letters and answers; see the module
+/// doc. Publishing is bounded by `deadline`.
+pub async fn handle(
+    items: Vec<Value>,
+    app: &App,
+    producer: &KafkaProducer,
+    tagged_at: &str,
+    deadline: Instant,
+) -> Result<Vec<Value>, HandlerError> {
+    let Plan {
+        mut entries,
+        dead_letters,
+    } = plan(items, app, tagged_at, producer)?;
+    if dead_letters.is_empty() {
+        return Ok(entries);
+    }
+    // `plan` only sets dead letters aside when there is a topic for them.
+    let topic = app.config.error_topic.as_deref().unwrap_or_default();
+    let (letters, records): (Vec<_>, Vec<_>) = dead_letters
+        .into_iter()
+        .map(|letter| {
+            let PendingDeadLetter {
+                index,
+                bad,
+                record,
+                position,
+            } = letter;
+            ((index, bad, position), record)
+        })
+        .unzip();
+    let outcomes = producer.produce(topic, records, deadline).await;
+    let mut first_failure = None;
+    for ((index, bad, position), outcome) in letters.into_iter().zip(outcomes) {
+        match outcome {
+            Ok(delivery) => {
+                tracing::info!(
+                    index,
+                    topic = position.topic.as_deref(),
+                    partition = position.partition,
+                    offset = position.offset,
+                    kind = bad.kind.as_str(),
+                    error_topic = topic,
+                    error_partition = delivery.partition,
+                    error_offset = delivery.offset,
+                    "connector record dead-lettered"
+                );
+                if let Some(entry) = entries.get_mut(index) {
+                    *entry = dead_lettered_entry(index, &position, &bad, topic, delivery);
+                }
+            }
+            Err(error) => {
                 tracing::warn!(
                     index,
                     topic = position.topic.as_deref(),
                     partition = position.partition,
                     offset = position.offset,
                     kind = bad.kind.as_str(),
-                    reason = %bad.message,
-                    on_error = %app.config.on_error,
-                    "connector record cannot be tagged"
+                    error_topic = topic,
+                    error = %error,
+                    "dead-lettering a connector record failed; failing the call"
                 );
-                if app.config.on_error == OnError::Fail {
-                    return Err(HandlerError::ConnectorRecord {
-                        index,
-                        position: position.to_string(),
-                        bad,
-                    });
-                }
-                results.push(error_entry(index, &position, &bad));
+                first_failure.get_or_insert(HandlerError::ConnectorDeadLetter {
+                    index,
+                    position: position.to_string(),
+                    kind: bad.kind,
+                    topic: topic.to_owned(),
+                    source: error,
+                });
             }
         }
     }
-    Ok(results)
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(entries),
+    }
 }
 
-fn tag_item(item: &mut Value, app: &App, tagged_at: &str) -> Result<Value, BadRecord> {
-    let payload = match item {
-        Value::Object(fields) if fields.get("payload").is_some_and(Value::is_object) => fields
-            .get_mut("payload")
-            .map(Value::take)
-            .unwrap_or_default(),
-        Value::Object(_) => item.take(),
+/// Tags every item and, with `ON_ERROR=dlq`, builds the dead letters of the
+/// bad ones (cut to fit `producer`'s limit), without any I/O. Fails at the
+/// first bad item with `ON_ERROR=fail`.
+pub fn plan(
+    items: Vec<Value>,
+    app: &App,
+    tagged_at: &str,
+    producer: &KafkaProducer,
+) -> Result<Plan, HandlerError> {
+    let mut plan = Plan {
+        entries: Vec::with_capacity(items.len()),
+        dead_letters: Vec::new(),
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let position = Position::of(&item);
+        let (bad, raw) = match tag_item(item, app, tagged_at) {
+            Ok(tagged) => {
+                plan.entries.push(tagged);
+                continue;
+            }
+            Err(failed) => failed,
+        };
+        tracing::warn!(
+            index,
+            topic = position.topic.as_deref(),
+            partition = position.partition,
+            offset = position.offset,
+            kind = bad.kind.as_str(),
+            reason = %bad.message,
+            on_error = %app.config.on_error,
+            "connector record cannot be tagged"
+        );
+        match (app.config.on_error, app.config.error_topic.as_deref()) {
+            (OnError::Dlq, Some(_)) => {
+                let record = bad_record::dead_letter(
+                    raw_record(raw),
+                    position.coordinates(),
+                    &bad,
+                    producer,
+                );
+                plan.entries.push(Value::Null);
+                plan.dead_letters.push(PendingDeadLetter {
+                    index,
+                    bad,
+                    record,
+                    position,
+                });
+            }
+            (OnError::Log, _) => plan.entries.push(error_entry(index, &position, &bad)),
+            // `Dlq` always has a topic (the config checks it); without one,
+            // failing is the only choice that loses nothing.
+            (OnError::Fail | OnError::Dlq, _) => {
+                return Err(HandlerError::ConnectorRecord {
+                    index,
+                    position: position.to_string(),
+                    bad,
+                })
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// The tagged event, or why not with the item's payload (or the item, when
+/// it has no payload object) as it came.
+fn tag_item(item: Value, app: &App, tagged_at: &str) -> Result<Value, (BadRecord, Value)> {
+    let mut payload = match item {
+        Value::Object(mut fields) if fields.get("payload").is_some_and(Value::is_object) => {
+            match fields.remove("payload") {
+                Some(Value::Object(payload)) => payload,
+                _ => fields,
+            }
+        }
+        Value::Object(fields) => fields,
         other => {
-            return Err(BadRecord::new(
+            let bad = BadRecord::new(
                 ErrorKind::MalformedRecord,
                 format!(
                     "a connector record must be an object, not {}",
-                    kind_of(other)
+                    kind_of(&other)
                 ),
-            ))
+            );
+            return Err((bad, other));
         }
     };
-    let Value::Object(mut payload) = payload else {
-        return Err(BadRecord::new(
-            ErrorKind::MalformedRecord,
-            "the payload is not an object",
-        ));
-    };
-    match payload.remove("value") {
-        None | Some(Value::Null) => Err(BadRecord::new(
-            ErrorKind::NotJson,
-            "the record has no value",
+    let result = match payload.remove("value") {
+        None | Some(Value::Null) => Err((
+            BadRecord::new(ErrorKind::NotJson, "the record has no value"),
+            None,
         )),
-        Some(Value::String(text)) => visit::tag_text(&text, &app.tagger, tagged_at),
-        Some(value) => visit::tag_value(value, &app.tagger, tagged_at),
+        Some(Value::String(text)) => {
+            visit::tag_text(&text, &app.tagger, tagged_at).map_err(|bad| (bad, Some(text.into())))
+        }
+        Some(value) => visit::tag_value_or_return(value, &app.tagger, tagged_at)
+            .map_err(|(bad, value)| (bad, Some(value))),
+    };
+    result.map_err(|(bad, value)| {
+        if let Some(value) = value {
+            payload.insert("value".into(), value);
+        }
+        (bad, Value::Object(payload))
+    })
+}
+
+/// The parts of a bad item that go into its dead letter: the payload's key,
+/// value and timestamp, or for an item that is not an object, the item
+/// itself as the value. Text goes as its bytes, other JSON as its text.
+fn raw_record(raw: Value) -> RawRecord {
+    let Value::Object(mut payload) = raw else {
+        return RawRecord {
+            value: bytes_of(raw),
+            ..RawRecord::default()
+        };
+    };
+    RawRecord {
+        key: payload.remove("key").and_then(bytes_of),
+        value: payload.remove("value").and_then(bytes_of),
+        headers: BTreeMap::new(),
+        timestamp: payload
+            .get("timestamp")
+            .and_then(Value::as_i64)
+            .and_then(DateTime::from_timestamp_millis),
+    }
+}
+
+fn bytes_of(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.into_bytes()),
+        other => Some(other.to_string().into_bytes()),
     }
 }
 
@@ -111,6 +300,14 @@ impl Position {
             offset: payload.get("offset").and_then(Value::as_i64),
         }
     }
+
+    fn coordinates(&self) -> Coordinates<'_> {
+        Coordinates {
+            topic: self.topic.as_deref(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
 }
 
 impl std::fmt::Display for Position {
@@ -132,3 +329,31 @@ fn error_entry(index: usize, position: &Position, bad: &BadRecord) -> Value {
         "offset": position.offset,
     }})
 }
+
+fn dead_lettered_entry(
+    index: usize,
+    position: &Position,
+    bad: &BadRecord,
+    topic: &str,
+    delivery: Delivery,
+) -> Value {
+    json!({
+        "status": "dead-lettered",
+        "kind": bad.kind.as_str(),
+        "message": bad.message,
+        "index": index,
+        "source": {
+            "topic": position.topic,
+            "partition": position.partition,
+            "offset": position.offset,
+        },
+        "dead_letter": {
+            "topic": topic,
+            "partition": delivery.partition,
+            "offset": delivery.offset,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests;

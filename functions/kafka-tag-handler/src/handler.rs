@@ -1,8 +1,9 @@
 //! The Lambda handler: recognises the trigger, tags, publishes, answers.
 //!
 //! * A JSON array is a synchronous call from the Confluent sink connector:
-//!   see [`crate::connector`]. Nothing is published; the answer carries the
-//!   tagged events.
+//!   see [`crate::connector`]. The answer carries the tagged events; with
+//!   `ON_ERROR=dlq` bad records are published to `ERROR_TOPIC` first,
+//!   bounded by the same deadline.
 //! * An object with `records` is a batch from the MSK or self-managed Kafka
 //!   event source mapping. Every record is decoded and tagged; tagged events
 //!   go to `RESPONSE_TOPIC` and, with `ON_ERROR=dlq`, bad records to
@@ -28,9 +29,14 @@
 //! gains `source-topic`, `source-partition` and `source-offset` headers
 //! (decimal text; they replace source headers of the same name). A dead
 //! letter is the source record as it came, with the same source headers plus
-//! `error-kind` and `error-message` (which never quotes the record: a JSON
-//! error gives its category and position only). Kafka allows repeated header names, the
-//! shared producer's record does not: of repeated names the last one is kept.
+//! `error-kind` and `error-message` (which never quotes the record: a parse
+//! error gives its kind and position only, and the message is capped at
+//! [`crate::bad_record::MAX_MESSAGE_BYTES`]). A dead letter too large to
+//! send becomes a stub that fits: no value (then, if need be, no key and
+//! only the source and error headers), with `dlq-original-bytes` and
+//! `dlq-left-out` saying what it stands for. Kafka allows repeated header
+//! names, the shared producer's record does not: of repeated names the last
+//! one is kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -38,13 +44,13 @@ use std::time::Duration;
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::batch::{KafkaEventResponse, KafkaFailures};
 use lambda_stream_kit::deadline::stop_by;
-use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord, ProduceOutcome};
+use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord, ProduceError, ProduceOutcome};
 use lambda_stream_kit::runtime_api::FunctionError;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::bad_record::{BadRecord, ErrorKind};
+use crate::bad_record::{self, add_source_headers, BadRecord, Coordinates, ErrorKind, RawRecord};
 use crate::config::{Config, OnError};
 use crate::connector;
 use crate::rules::Tagger;
@@ -115,6 +121,23 @@ pub enum HandlerError {
         /// What is wrong with it.
         bad: BadRecord,
     },
+    /// A bad connector record could not be dead-lettered (`ON_ERROR=dlq`).
+    #[error(
+        "connector record {index}{position}: {kind}, and publishing its dead letter to {topic} failed: {source}"
+    )]
+    ConnectorDeadLetter {
+        /// Its position in the input array.
+        index: usize,
+        /// Its topic, partition and offset, when known.
+        position: String,
+        /// What is wrong with it.
+        kind: ErrorKind,
+        /// The error topic.
+        topic: String,
+        /// Why publishing failed.
+        #[source]
+        source: ProduceError,
+    },
 }
 
 impl HandlerError {
@@ -125,6 +148,7 @@ impl HandlerError {
             Self::NoResponseTopic => "Config.NoResponseTopic",
             Self::Unpublished { .. } => "Kafka.Unpublished",
             Self::ConnectorRecord { .. } => "Record.Rejected",
+            Self::ConnectorDeadLetter { .. } => "Record.DeadLetterFailed",
         }
     }
 }
@@ -138,12 +162,14 @@ pub async fn function_handler(
 ) -> Result<Answer, FunctionError> {
     let (payload, context) = event.into_parts();
     let tagged_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let deadline = stop_by(&context, PUBLISH_MARGIN);
     let answer = match payload {
-        Payload::Connector(items) => {
-            connector::handle(items, app, &tagged_at).map(Answer::Connector)
-        }
+        Payload::Connector(items) => Box::pin(connector::handle(
+            items, app, producer, &tagged_at, deadline,
+        ))
+        .await
+        .map(Answer::Connector),
         Payload::Batch(batch) => {
-            let deadline = stop_by(&context, PUBLISH_MARGIN);
             // Boxed: the producer's future is deep enough that, inlined into
             // the runtime's, it exceeds the compiler's type-layout depth.
             Box::pin(handle_batch(&batch, app, producer, &tagged_at, deadline))
@@ -229,7 +255,7 @@ async fn handle_batch(
             match (app.config.on_error, app.config.error_topic.as_deref()) {
                 (OnError::Dlq, Some(_)) => plan
                     .dead_letters
-                    .push((Position::of(record), dead_letter(record, &bad))),
+                    .push((Position::of(record), dead_letter(record, &bad, producer))),
                 (OnError::Log, _) => plan.skipped += 1,
                 // `Dlq` always has a topic (the config checks it); without
                 // one, failing is the only choice that loses nothing.
@@ -339,7 +365,7 @@ fn tagged_record(
         .ok_or_else(|| BadRecord::new(ErrorKind::NotJson, "the record has no value"))?;
     let mut headers: BTreeMap<String, Vec<u8>> = record.headers()?.into_iter().collect();
     let tagged = visit::tag_bytes(&value, tagger, tagged_at)?;
-    add_source_headers(&mut headers, record);
+    add_source_headers(&mut headers, coordinates(record));
     let out = OutgoingRecord {
         key,
         value: Some(tagged),
@@ -359,38 +385,33 @@ fn tagged_record(
     Ok(out)
 }
 
-/// The raw record as a dead letter: key and value as they came (decoded
-/// when they are base64), original headers when readable, plus the error
-/// and source headers.
-fn dead_letter(record: &SourceRecord<'_>, bad: &BadRecord) -> OutgoingRecord {
-    let mut headers: BTreeMap<String, Vec<u8>> = record
-        .headers()
-        .map(|h| h.into_iter().collect())
-        .unwrap_or_default();
-    add_source_headers(&mut headers, record);
-    headers.insert(
-        ERROR_KIND_HEADER.into(),
-        bad.kind.as_str().as_bytes().to_vec(),
-    );
-    headers.insert(ERROR_MESSAGE_HEADER.into(), bad.message.as_bytes().to_vec());
-    OutgoingRecord {
+/// The raw record as a dead letter (see [`bad_record::dead_letter`]): key
+/// and value as they came (decoded when they are base64), original headers
+/// when readable, plus the error and source headers; a stub when that is
+/// too large to send.
+fn dead_letter(
+    record: &SourceRecord<'_>,
+    bad: &BadRecord,
+    producer: &KafkaProducer,
+) -> OutgoingRecord {
+    let raw = RawRecord {
         key: record.raw_key(),
         value: record.raw_value(),
-        headers,
+        headers: record
+            .headers()
+            .map(|h| h.into_iter().collect())
+            .unwrap_or_default(),
         timestamp: record.timestamp(),
-    }
+    };
+    bad_record::dead_letter(raw, coordinates(record), bad, producer)
 }
 
-fn add_source_headers(headers: &mut BTreeMap<String, Vec<u8>>, record: &SourceRecord<'_>) {
-    headers.insert(SOURCE_TOPIC_HEADER.into(), record.topic.as_bytes().to_vec());
-    headers.insert(
-        SOURCE_PARTITION_HEADER.into(),
-        record.partition.to_string().into_bytes(),
-    );
-    headers.insert(
-        SOURCE_OFFSET_HEADER.into(),
-        record.offset.to_string().into_bytes(),
-    );
+fn coordinates<'r>(record: &'r SourceRecord<'_>) -> Coordinates<'r> {
+    Coordinates {
+        topic: Some(&record.topic),
+        partition: Some(record.partition),
+        offset: Some(record.offset),
+    }
 }
 
 #[cfg(test)]

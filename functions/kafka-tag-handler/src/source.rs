@@ -22,6 +22,7 @@ use std::fmt;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use lambda_stream_kit::redact;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -249,8 +250,13 @@ impl<'a> SourceRecord<'a> {
                 return Err(malformed(format!("headers[{index}] must be an object")));
             };
             for (name, bytes) in entry {
+                // The header's place, not its name: the name is input too,
+                // and may be as long as the record.
                 let bytes = signed_bytes(bytes).ok_or_else(|| {
-                    malformed(format!("header {name:?} is not an array of bytes"))
+                    malformed(format!(
+                        "headers[{index}] ({} bytes of name) is not an array of bytes",
+                        name.len()
+                    ))
                 })?;
                 out.push((name.clone(), bytes));
             }
@@ -293,10 +299,11 @@ fn decode(field: &Field, what: &str) -> Result<Option<Vec<u8>>, BadRecord> {
         Field::Text(text) => base64::engine::general_purpose::STANDARD
             .decode(text)
             .map(Some)
+            // The offset only: base64's own message quotes the symbol.
             .map_err(|e| {
                 BadRecord::new(
                     ErrorKind::InvalidBase64,
-                    format!("the {what} is not base64: {e}"),
+                    format!("the {what} is {}", redact::base64_error(&e)),
                 )
             }),
         other => Err(malformed(format!(

@@ -94,16 +94,29 @@ pub fn tag_text(text: &str, tagger: &Tagger, tagged_at: &str) -> Result<Value, B
 
 /// The tagged event for a parsed JSON value.
 pub fn tag_value(value: Value, tagger: &Tagger, tagged_at: &str) -> Result<Value, BadRecord> {
+    tag_value_or_return(value, tagger, tagged_at).map_err(|(bad, _)| bad)
+}
+
+/// As [`tag_value`], but a value that is not a page visit comes back with
+/// the reason, untouched, so it can still be dead-lettered without a copy
+/// of every value made beforehand.
+pub fn tag_value_or_return(
+    value: Value,
+    tagger: &Tagger,
+    tagged_at: &str,
+) -> Result<Value, (BadRecord, Value)> {
     let Value::Object(mut object) = value else {
-        return Err(BadRecord::new(
+        let bad = BadRecord::new(
             ErrorKind::NotAPageVisit,
             format!("not a JSON object (found {})", type_name(&value)),
-        ));
+        );
+        return Err((bad, value));
     };
-    let mut tags = {
-        let visit = PageVisit::from_object(&object)?;
-        tagger.tags(&visit)
+    let visit = match PageVisit::from_object(&object) {
+        Ok(visit) => visit,
+        Err(bad) => return Err((bad, Value::Object(object))),
     };
+    let mut tags = tagger.tags(&visit);
     if let Some(Value::Array(existing)) = object.get("tags") {
         tags.extend(existing.iter().filter_map(Value::as_str).map(str::to_owned));
         tags.sort_unstable();

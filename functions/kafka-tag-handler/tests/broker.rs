@@ -18,6 +18,7 @@ use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, Answer, App};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::batch::KafkaEventResponse;
+use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
 use lambda_stream_kit::testing;
 use serde_json::Value;
@@ -101,6 +102,21 @@ impl Setup {
         {
             Answer::Batch(response) => response,
             other => panic!("expected a batch response, got {other:?}"),
+        }
+    }
+
+    async fn invoke_connector(&self, fixture: &str) -> Vec<Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../events")
+            .join(fixture);
+        let payload: Payload = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let event = LambdaEvent::new(payload, Context::default());
+        match function_handler(event, &self.app, &self.producer)
+            .await
+            .unwrap()
+        {
+            Answer::Connector(entries) => entries,
+            other => panic!("expected a connector answer, got {other:?}"),
         }
     }
 
@@ -336,4 +352,72 @@ async fn a_missing_response_topic_is_reported_as_failures_not_lost() {
             ("page-visits-1".to_owned(), 7)
         ]
     );
+}
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn a_bad_connector_record_is_dead_lettered_and_its_entry_says_where() {
+    let setup = Setup::new(OnError::Dlq).await;
+    let entries = setup.invoke_connector("kafka-connector.json").await;
+    assert_eq!(entries.len(), 3);
+    assert!(entries[0]["tags"].is_array() && entries[1]["tags"].is_array());
+
+    let dead = setup.read(setup.error_topic(), 1).await;
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(d.header(SOURCE_TOPIC_HEADER), "page-visits");
+    assert_eq!(d.header(SOURCE_PARTITION_HEADER), "1");
+    assert_eq!(d.source_offset(), 9001);
+    assert_eq!(d.header(ERROR_KIND_HEADER), "not-a-page-visit");
+    assert_eq!(
+        d.header(ERROR_MESSAGE_HEADER),
+        "no url field (one of url, page_url, pageUrl)"
+    );
+    assert_eq!(d.value.as_deref(), Some(&br#"{"event":"heartbeat"}"#[..]));
+    assert_eq!(
+        entries[2],
+        serde_json::json!({
+            "status": "dead-lettered",
+            "kind": "not-a-page-visit",
+            "message": "no url field (one of url, page_url, pageUrl)",
+            "index": 2,
+            "source": {"topic": "page-visits", "partition": 1, "offset": 9001},
+            "dead_letter": {"topic": setup.error_topic(), "partition": d.partition, "offset": d.offset},
+        })
+    );
+    // The connector publishes the answer itself: nothing else is written.
+    assert!(setup.read(setup.response_topic(), 0).await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub() {
+    use base64::Engine;
+    let setup = Setup::new(OnError::Dlq).await;
+    let value = vec![b'{'; 1_500_000];
+    let event = serde_json::json!({"eventSource": "aws:kafka", "records": {"page-visits-0": [
+        {"topic": "page-visits", "partition": 0, "offset": 5, "key": "djE=",
+         "value": base64::engine::general_purpose::STANDARD.encode(&value)}
+    ]}});
+    let payload: Payload = serde_json::from_value(event).unwrap();
+    let answer = function_handler(
+        LambdaEvent::new(payload, Context::default()),
+        &setup.app,
+        &setup.producer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, Answer::Batch(KafkaEventResponse::default()));
+
+    let dead = setup.read(setup.error_topic(), 1).await;
+    assert_eq!(dead.len(), 1);
+    let stub = &dead[0];
+    assert_eq!(stub.source_offset(), 5);
+    assert_eq!(stub.header(SOURCE_TOPIC_HEADER), "page-visits");
+    assert_eq!(stub.header(ERROR_KIND_HEADER), "not-json");
+    assert_eq!(stub.key.as_deref(), Some(&b"v1"[..]));
+    assert!(stub.value.as_ref().is_none_or(Vec::is_empty));
+    assert_eq!(stub.header(LEFT_OUT_HEADER), "value");
+    let original: usize = stub.header(ORIGINAL_BYTES_HEADER).parse().unwrap();
+    assert!(original > 1_500_000, "{original}");
 }

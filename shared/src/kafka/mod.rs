@@ -5,9 +5,11 @@
 //! * [`tls`]: rustls client configuration (one crypto provider: `ring`).
 //! * [`partitioner`]: Java-compatible key partitioning.
 //! * [`producer`]: the batched, bounded producer.
+//! * [`dead_letter`]: dead letters cut down to a stub when they would not fit.
 
 pub mod auth;
 pub mod config;
+pub mod dead_letter;
 pub mod partitioner;
 pub mod producer;
 pub mod tls;

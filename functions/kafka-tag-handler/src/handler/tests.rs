@@ -164,21 +164,6 @@ async fn a_bad_connector_record_fails_the_whole_call_under_on_error_fail() {
 }
 
 #[tokio::test]
-async fn dlq_mode_answers_connector_calls_with_error_entries_and_publishes_nothing() {
-    let answer = invoke(
-        json!([{"payload": {"topic": "t", "partition": 0, "offset": 1, "value": "{oops"}}]),
-        &app(OnError::Dlq),
-        &unreachable(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        serde_json::to_value(answer).unwrap()[0]["error"]["kind"],
-        "not-json"
-    );
-}
-
-#[tokio::test]
 async fn every_unpublished_record_is_listed() {
     let response = batch(fixture("kafka-msk.json"), &app(OnError::Fail)).await;
     assert_eq!(
@@ -448,7 +433,7 @@ fn a_bad_value_is_not_quoted_in_dead_letter_headers() {
         let record = &partitions[0][0];
         let bad =
             tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
-        let out = dead_letter(record, &bad);
+        let out = dead_letter(record, &bad, &unreachable());
         assert_eq!(out.headers[ERROR_KIND_HEADER], kind.as_bytes());
         assert_eq!(out.headers[ERROR_MESSAGE_HEADER], reason.as_bytes());
         for (name, header) in &out.headers {
@@ -530,7 +515,7 @@ fn dead_letters_carry_the_raw_record_and_error_headers() {
     let partitions = source::partitions(&batch).unwrap();
     let record = &partitions[2][1];
     let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
-    let out = dead_letter(record, &bad);
+    let out = dead_letter(record, &bad, &unreachable());
     assert_eq!(out.key.as_deref(), Some(&b"v-1008"[..]));
     assert_eq!(out.value.as_deref(), Some(&b"not*base64!"[..]));
     assert_eq!(out.headers[ERROR_KIND_HEADER], b"invalid-base64");
@@ -598,4 +583,78 @@ async fn without_partial_batch_responses_a_bad_record_under_fail_fails_the_invoc
         .await
         .unwrap_err();
     assert_eq!(error.error_type(), "Kafka.Unpublished");
+}
+
+/// The dead letter the batch path builds for one record with `value`.
+fn batch_dead_letter(value: &[u8], producer: &KafkaProducer) -> (BadRecord, OutgoingRecord) {
+    let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
+        {"topic": "t", "partition": 0, "offset": 3, "key": base64_of(b"v-1"),
+         "value": base64_of(value)}
+    ]}});
+    let Payload::Batch(batch) = Payload::from_value(&event) else {
+        panic!("not a batch")
+    };
+    let partitions = source::partitions(&batch).unwrap();
+    let record = &partitions[0][0];
+    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", producer).unwrap_err();
+    let out = dead_letter(record, &bad, producer);
+    (bad, out)
+}
+
+#[test]
+fn a_600_kb_bad_value_makes_a_dead_letter_with_small_headers_that_never_quote_it() {
+    let producer = unreachable();
+    let huge = format!("{SECRET}{}", "x".repeat(600 * 1024));
+    for value in [
+        format!("\"{huge}\""),
+        format!("{{\"url\": \"/\", \"pin\": \"{huge}}}"),
+    ] {
+        let (bad, out) = batch_dead_letter(value.as_bytes(), &producer);
+        assert!(!bad.message.contains(SECRET));
+        let header_bytes: usize = out.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(header_bytes < 1024, "{header_bytes}");
+        for (name, header) in &out.headers {
+            assert!(
+                !String::from_utf8_lossy(header).contains(SECRET),
+                "header {name}"
+            );
+        }
+        // Small headers leave the record itself room to go as it came.
+        assert!(producer.fits(&out));
+        assert_eq!(out.value.as_deref(), Some(value.as_bytes()));
+    }
+}
+
+#[test]
+fn a_record_too_large_to_dead_letter_becomes_a_stub_that_fits() {
+    use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
+    let producer = unreachable();
+    let value = vec![b'{'; 1_500_000];
+    let (_, out) = batch_dead_letter(&value, &producer);
+    assert!(producer.fits(&out));
+    assert_eq!(out.value, None);
+    assert_eq!(out.key.as_deref(), Some(&b"v-1"[..]));
+    assert_eq!(out.headers[SOURCE_TOPIC_HEADER], b"t");
+    assert_eq!(out.headers[SOURCE_PARTITION_HEADER], b"0");
+    assert_eq!(out.headers[SOURCE_OFFSET_HEADER], b"3");
+    assert_eq!(out.headers[ERROR_KIND_HEADER], b"not-json");
+    assert_eq!(out.headers[LEFT_OUT_HEADER], b"value");
+    let original: usize = String::from_utf8_lossy(&out.headers[ORIGINAL_BYTES_HEADER])
+        .parse()
+        .unwrap();
+    assert!(original > 1_500_000, "{original}");
+}
+
+#[tokio::test]
+async fn under_dlq_a_record_too_large_to_dead_letter_is_sent_as_a_stub() {
+    // Through the whole handler: the stub is what the producer is given,
+    // so the record is reported (the broker is unreachable), not refused
+    // as too large, which no retry could fix.
+    let value = vec![b'{'; 1_500_000];
+    let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
+        {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(&value)}
+    ]}});
+    let (response, logs) = capture(batch(event, &app(OnError::Dlq))).await;
+    assert_eq!(failures(&response), pairs(&[("t-0", 3)]));
+    assert!(!logs.text().contains("over the"), "{}", logs.text());
 }
