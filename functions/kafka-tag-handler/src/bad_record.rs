@@ -54,6 +54,9 @@ pub enum ErrorKind {
     MalformedRecord,
     /// The tagged record is larger than the producer may send.
     TooLarge,
+    /// The broker refused the tagged record itself (for example
+    /// `MESSAGE_TOO_LARGE` or `INVALID_RECORD`), so no retry can help.
+    RejectedByBroker,
 }
 
 impl ErrorKind {
@@ -65,6 +68,7 @@ impl ErrorKind {
             Self::NotAPageVisit => "not-a-page-visit",
             Self::MalformedRecord => "malformed-record",
             Self::TooLarge => "too-large",
+            Self::RejectedByBroker => "rejected-by-broker",
         }
     }
 }

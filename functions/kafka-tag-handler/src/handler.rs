@@ -187,7 +187,7 @@ pub async fn function_handler(
 }
 
 /// Where a record came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Position {
     topic: String,
     partition: i64,
@@ -234,10 +234,14 @@ async fn handle_batch(
         .ok_or(HandlerError::NoResponseTopic)?;
 
     let mut plan = Plan::default();
+    // Where each source record is, so a tagged event the broker refuses can
+    // be dead-lettered as its source record.
+    let mut sources: BTreeMap<Position, &SourceRecord<'_>> = BTreeMap::new();
     for records in &partitions {
         for (index, record) in records.iter().enumerate() {
             let bad = match tagged_record(record, &app.tagger, tagged_at, producer) {
                 Ok(out) => {
+                    sources.insert(Position::of(record), record);
                     plan.responses.push((Position::of(record), out));
                     continue;
                 }
@@ -292,7 +296,46 @@ async fn handle_batch(
     );
     let mut delivered = 0;
     let mut failed_partitions = BTreeSet::new();
-    for (topic, outcomes) in [(response_topic, published), (error_topic, dead_lettered)] {
+    // Tagged events the broker refused outright: the source record becomes
+    // a dead letter (ON_ERROR=dlq), is skipped with its coordinates (log),
+    // or is reported (fail), as a record that cannot be tagged would be.
+    let (published, refused): (Vec<_>, Vec<_>) = published
+        .into_iter()
+        .partition(|(_, outcome)| !outcome.as_ref().is_err_and(ProduceError::is_permanent));
+    let mut refused_letters = Vec::new();
+    for (position, outcome) in refused {
+        let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+        let bad = BadRecord::new(ErrorKind::RejectedByBroker, reason);
+        tracing::warn!(
+            topic = %position.topic,
+            partition = position.partition,
+            offset = position.offset,
+            kind = bad.kind.as_str(),
+            reason = %bad.message,
+            on_error = %app.config.on_error,
+            "the broker refused the tagged event"
+        );
+        let source = sources.get(&position);
+        match (
+            app.config.on_error,
+            app.config.error_topic.as_deref(),
+            source,
+        ) {
+            (OnError::Dlq, Some(_), Some(record)) => {
+                refused_letters.push((position, dead_letter(record, &bad, producer)));
+            }
+            (OnError::Log, _, _) => plan.skipped += 1,
+            _ => plan
+                .failures
+                .add(&position.topic, position.partition, position.offset),
+        }
+    }
+    let refused_dead_lettered = publish(producer, error_topic, refused_letters, deadline).await;
+    for (topic, outcomes) in [
+        (response_topic, published),
+        (error_topic, dead_lettered),
+        (error_topic, refused_dead_lettered),
+    ] {
         for (position, outcome) in outcomes {
             match outcome {
                 Ok(_) => delivered += 1,
