@@ -194,6 +194,15 @@ async fn account(
     run: &KafkaMappingRun,
     logs: &CapturedLogs,
 ) -> BTreeMap<Place, usize> {
+    account_for(case, run, logs, &source_records()).await
+}
+
+async fn account_for(
+    case: &Case,
+    run: &KafkaMappingRun,
+    logs: &CapturedLogs,
+    records: &[KafkaRecord],
+) -> BTreeMap<Place, usize> {
     let response = case.landed(&case.response, 10).await;
     let errors = case.landed(&case.errors, 2).await;
     let logged: BTreeSet<(i64, i64)> = logs
@@ -214,7 +223,7 @@ async fn account(
         .collect();
     let retrying: BTreeSet<(i64, i64)> = run.retrying.iter().map(|(_, p, o)| (*p, *o)).collect();
     let mut places = BTreeMap::new();
-    for record in source_records() {
+    for record in records {
         let at = (record.partition, record.offset);
         let place = if response.contains(&at) {
             Place::Response
@@ -240,28 +249,32 @@ async fn account(
 async fn drive(
     mode: &str,
     case: &Case,
+    between: impl FnMut(usize) -> Option<String>,
+) -> (KafkaMappingRun, CapturedLogs) {
+    drive_records(mode, case, &source_records(), between).await
+}
+
+async fn drive_records(
+    mode: &str,
+    case: &Case,
+    records: &[KafkaRecord],
     mut between: impl FnMut(usize) -> Option<String>,
 ) -> (KafkaMappingRun, CapturedLogs) {
     let settings = template(mode).kafka_mapping(TRIGGER).unwrap();
     let mut calls = 0;
     let broker = case.broker.clone();
-    capture(run_kafka(
-        &settings,
-        &source_records(),
-        MAX_INVOCATIONS,
-        |event| {
-            calls += 1;
-            let create = between(calls);
-            let broker = broker.clone();
-            async move {
-                let answer = case.invoke(event).await;
-                if let Some(topic) = create {
-                    testing::create_topic(&broker, &topic, 3).await.unwrap();
-                }
-                answer
+    capture(run_kafka(&settings, records, MAX_INVOCATIONS, |event| {
+        calls += 1;
+        let create = between(calls);
+        let broker = broker.clone();
+        async move {
+            let answer = case.invoke(event).await;
+            if let Some(topic) = create {
+                testing::create_topic(&broker, &topic, 3).await.unwrap();
             }
-        },
-    ))
+            answer
+        }
+    }))
     .await
 }
 
@@ -359,5 +372,21 @@ async fn the_broker_lost_mid_batch_loses_nothing_in_either_mode() {
         expect(&places, &[(Place::Response, 10), (Place::ErrorTopic, 2)]);
         assert!(run.invocations >= 2, "the cut failed the first invocation");
         broker.stop().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub_in_either_mode() {
+    let mut records = source_records();
+    // 1.5 MB that is not JSON: over the 1 MiB limit as a dead letter.
+    let huge = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; 1_500_000]);
+    records[4].json["value"] = json!(huge);
+    for mode in MODES {
+        eprintln!("{mode}");
+        let case = Case::new(mode, None, (true, true)).await;
+        let (run, logs) = drive_records(mode, &case, &records, |_| None).await;
+        let places = account_for(&case, &run, &logs, &records).await;
+        expect(&places, &[(Place::Response, 10), (Place::ErrorTopic, 2)]);
     }
 }
