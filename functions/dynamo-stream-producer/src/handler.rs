@@ -200,7 +200,7 @@ pub async fn function_handler(
         Some(dlq) if !poison.is_empty() => {
             let letters = poison
                 .iter()
-                .map(|&i| dead_letter(&planned[i], config))
+                .map(|&i| dead_letter(&planned[i], config, producer))
                 .collect();
             let outcomes = producer.produce(dlq, letters, deadline).await;
             for (&i, outcome) in poison.iter().zip(outcomes) {
@@ -418,10 +418,20 @@ fn build_record(
     )))
 }
 
+/// The headers a dead letter keeps even as a stub.
+const ESSENTIAL_HEADERS: [&str; 5] = [
+    header::DLQ_REASON,
+    header::DLQ_TOPIC,
+    header::EVENT_ID,
+    header::EVENT_NAME,
+    header::SEQUENCE_NUMBER,
+];
+
 /// The dead letter for a poison record: the original stream record as
-/// value (or, when that is too large to send, its coordinates), the reason
-/// and the coordinates in headers.
-fn dead_letter(p: &Planned<'_>, config: &Config) -> OutgoingRecord {
+/// value, the reason and the coordinates in headers; when that is too large
+/// to send, the shared stub ([`KafkaProducer::fit_dead_letter`]) without the
+/// value, marked with the original size.
+fn dead_letter(p: &Planned<'_>, config: &Config, producer: &KafkaProducer) -> OutgoingRecord {
     let mut headers = BTreeMap::new();
     headers.insert(
         header::DLQ_REASON.to_owned(),
@@ -441,29 +451,16 @@ fn dead_letter(p: &Planned<'_>, config: &Config) -> OutgoingRecord {
             headers.insert(name.to_owned(), value.clone().into_bytes());
         }
     }
-    let raw = p.raw.get().as_bytes();
-    let value = if raw.len() + 4096 < config.kafka.max_message_bytes {
-        raw.to_vec()
-    } else {
-        serde_json::json!({
-            "eventID": p.event_id,
-            "eventName": p.event_name,
-            "SequenceNumber": p.sequence_number,
-            "truncated": true,
-            "originalBytes": raw.len(),
-        })
-        .to_string()
-        .into_bytes()
-    };
-    OutgoingRecord {
+    let letter = OutgoingRecord {
         key: p
             .key
             .clone()
             .or_else(|| p.event_id.clone().map(String::into_bytes)),
-        value: Some(value),
+        value: Some(p.raw.get().as_bytes().to_vec()),
         headers,
         timestamp: None,
-    }
+    };
+    producer.fit_dead_letter(letter, &ESSENTIAL_HEADERS)
 }
 
 #[cfg(test)]
@@ -596,7 +593,8 @@ mod tests {
             "{:?}",
             p.plan
         );
-        let letter = dead_letter(&p, &config(&[]));
+        let cfg = config(&[]);
+        let letter = dead_letter(&p, &cfg, &KafkaProducer::new(cfg.kafka.clone()));
         assert_eq!(letter.value.as_deref(), Some(raw.get().as_bytes()));
         assert_eq!(
             String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]),
@@ -624,7 +622,7 @@ mod tests {
         );
         let cfg = config(&[("DEAD_LETTER_TOPIC", "dead")]);
         let p = plan(&raw, &cfg);
-        let letter = dead_letter(&p, &cfg);
+        let letter = dead_letter(&p, &cfg, &KafkaProducer::new(cfg.kafka.clone()));
         assert_eq!(
             String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]),
             "record does not parse: unexpected JSON (data error at line 1, column 153)"
