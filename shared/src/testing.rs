@@ -10,10 +10,12 @@
 mod http_stub;
 pub mod kafka_mapping;
 mod oauth_gate;
+mod refusing_broker;
 pub mod stream_mapping;
 
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
 pub use oauth_gate::{GateLog, OauthBearerGate};
+pub use refusing_broker::RefusingBroker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

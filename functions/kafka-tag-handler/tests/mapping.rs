@@ -390,3 +390,47 @@ async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub_in_either_mode() 
         expect(&places, &[(Place::Response, 10), (Place::ErrorTopic, 2)]);
     }
 }
+
+#[tokio::test]
+#[ignore = "needs a broker: make test runs it"]
+async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
+    use lambda_stream_kit::testing::{PrivateBroker, RefusingBroker};
+    let mut records = source_records();
+    // Offset 5 (partition 2) tags to an event the broker will refuse.
+    let refused = json!({"url": "https://shop.example/p/REFUSE-ME", "visitor_id": "v-5"});
+    records[5].json["value"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(refused.to_string()));
+    for mode in MODES {
+        eprintln!("{mode}");
+        let front = testing::free_port();
+        let broker = PrivateBroker::start("127.0.0.1", front).await;
+        // MESSAGE_TOO_LARGE (10) for any produce to a response topic that
+        // carries the marker: first the whole request of partition 2, then,
+        // sent one per request on the retry, that record alone.
+        let refuser = RefusingBroker::start(
+            front,
+            broker.direct.clone(),
+            "tag-map-response",
+            b"REFUSE-ME",
+            10,
+        )
+        .await;
+        let case = Case::on(
+            broker.direct.clone(),
+            format!("127.0.0.1:{front}"),
+            mode,
+            None,
+            (true, true),
+        )
+        .await;
+        let (run, logs) = drive_records(mode, &case, &records, |_| None).await;
+        let places = account_for(&case, &run, &logs, &records).await;
+        expect(&places, &[(Place::Response, 9), (Place::ErrorTopic, 3)]);
+        assert!(refuser.refused() >= 2, "refused as a batch, then alone");
+        assert!(
+            logs.text().contains("rejected-by-broker"),
+            "the dead letter says why"
+        );
+        broker.stop().await;
+    }
+}

@@ -334,7 +334,7 @@ fn authenticate_response(version: i16, verdict: &Result<(String, SystemTime), St
     body
 }
 
-fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
+pub(super) fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
     let mut frame = correlation_id.to_be_bytes().to_vec();
     if flexible_header {
         frame.push(0);
@@ -343,7 +343,7 @@ fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> 
     frame
 }
 
-fn put_string(out: &mut Vec<u8>, text: &str) {
+pub(super) fn put_string(out: &mut Vec<u8>, text: &str) {
     out.extend(u16::try_from(text.len()).unwrap_or(u16::MAX).to_be_bytes());
     out.extend(text.as_bytes());
 }
@@ -356,7 +356,7 @@ fn put_uvarint(out: &mut Vec<u8>, mut value: usize) {
     out.push(value as u8);
 }
 
-async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
+pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
     let length = usize::try_from(from.read_i32().await?)
         .ok()
         .filter(|&n| n <= MAX_FRAME)
@@ -366,7 +366,10 @@ async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> 
     Ok(frame)
 }
 
-async fn write_frame(to: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> io::Result<()> {
+pub(super) async fn write_frame(
+    to: &mut (impl AsyncWrite + Unpin),
+    frame: &[u8],
+) -> io::Result<()> {
     let length = i32::try_from(frame.len()).map_err(|_| io::ErrorKind::InvalidData)?;
     to.write_all(&length.to_be_bytes()).await?;
     to.write_all(frame).await
@@ -377,12 +380,12 @@ fn length(raw: i64) -> io::Result<usize> {
 }
 
 /// Reads the few Kafka wire types the SASL requests use.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
         Self { rest: bytes }
     }
 
@@ -395,12 +398,12 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn i16(&mut self) -> io::Result<i16> {
+    pub(super) fn i16(&mut self) -> io::Result<i16> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self) -> io::Result<i32> {
+    pub(super) fn i32(&mut self) -> io::Result<i32> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
@@ -417,7 +420,7 @@ impl<'a> Reader<'a> {
         Err(io::ErrorKind::InvalidData.into())
     }
 
-    fn string(&mut self) -> io::Result<String> {
+    pub(super) fn string(&mut self) -> io::Result<String> {
         let n = self.i16()?;
         let n = length(n.into())?;
         let bytes = self.take(n)?;
@@ -426,7 +429,7 @@ impl<'a> Reader<'a> {
 
     /// A nullable, non-compact string, such as every request header's
     /// client id.
-    fn skip_nullable_string(&mut self) -> io::Result<()> {
+    pub(super) fn skip_nullable_string(&mut self) -> io::Result<()> {
         let n = self.i16()?;
         if n >= 0 {
             let n = length(n.into())?;
@@ -444,7 +447,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn bytes(&mut self) -> io::Result<&'a [u8]> {
+    pub(super) fn bytes(&mut self) -> io::Result<&'a [u8]> {
         let n = self.i32()?;
         let n = length(n.into())?;
         self.take(n)
