@@ -26,8 +26,11 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
 use crate::config::{ConfigError, Env};
-use crate::https::HttpsClient;
+use crate::https::error_chain;
 use crate::kafka::tls::TlsError;
 
 /// How long the init-error report may take: the function is exiting anyway,
@@ -139,10 +142,13 @@ pub async fn report_init_error(api: &str, error: &FunctionError) -> Result<(), S
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("cannot build the request: {e}"))?;
-    let client = HttpsClient::new().map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(REPORT_TIMEOUT, client.send(request))
+    // The Runtime API is plain HTTP on the local host: a bare hyper client,
+    // so a function that needs no TLS (the logger) links none for this.
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = tokio::time::timeout(REPORT_TIMEOUT, client.request(request))
         .await
-        .map_err(|_| format!("no answer within {REPORT_TIMEOUT:?}"))??;
+        .map_err(|_| format!("no answer within {REPORT_TIMEOUT:?}"))?
+        .map_err(|e| error_chain(&e))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
