@@ -247,15 +247,7 @@ async fn handle_batch(
                 }
                 Err(bad) => bad,
             };
-            tracing::warn!(
-                topic = %record.topic,
-                partition = record.partition,
-                offset = record.offset,
-                kind = bad.kind.as_str(),
-                reason = %bad.message,
-                on_error = %app.config.on_error,
-                "record cannot be tagged"
-            );
+            warn_bad(&Position::of(record), &bad, app, "record cannot be tagged");
             match (app.config.on_error, app.config.error_topic.as_deref()) {
                 (OnError::Dlq, Some(_)) => plan
                     .dead_letters
@@ -306,15 +298,7 @@ async fn handle_batch(
     for (position, outcome) in refused {
         let reason = outcome.err().map(|e| e.to_string()).unwrap_or_default();
         let bad = BadRecord::new(ErrorKind::RejectedByBroker, reason);
-        tracing::warn!(
-            topic = %position.topic,
-            partition = position.partition,
-            offset = position.offset,
-            kind = bad.kind.as_str(),
-            reason = %bad.message,
-            on_error = %app.config.on_error,
-            "the broker refused the tagged event"
-        );
+        warn_bad(&position, &bad, app, "the broker refused the tagged event");
         let source = sources.get(&position);
         match (
             app.config.on_error,
@@ -376,6 +360,21 @@ async fn handle_batch(
         });
     }
     Ok(plan.failures.into_response())
+}
+
+/// The WARN line for a record set aside: its coordinates, what is wrong
+/// and what `ON_ERROR` does with it (the line `ON_ERROR=log` leaves as the
+/// record's only trace).
+fn warn_bad(position: &Position, bad: &BadRecord, app: &App, message: &str) {
+    tracing::warn!(
+        topic = %position.topic,
+        partition = position.partition,
+        offset = position.offset,
+        kind = bad.kind.as_str(),
+        reason = %bad.message,
+        on_error = %app.config.on_error,
+        "{message}"
+    );
 }
 
 /// Sends one topic's records (nothing at all when there are none) and pairs
