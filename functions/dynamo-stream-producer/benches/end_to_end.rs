@@ -12,8 +12,11 @@
 //!
 //! ```text
 //! cargo bench -p dynamo-stream-producer --bench end_to_end -- \
-//!     --event FILE --broker 127.0.0.1:19092 --topic T --runs N --out RESULT.json
+//!     --event FILE --broker 127.0.0.1:19092 --topic T --runs N --out RESULT.json \
+//!     [--set KAFKA_TCP_NODELAY=false ...]
 //! ```
+//!
+//! `--set NAME=VALUE` adds a variable to the function's environment.
 //!
 //! Without `--event` it does nothing, so `cargo bench` and
 //! `cargo test --benches` need no broker.
@@ -38,6 +41,7 @@ struct Args {
     topic: String,
     runs: usize,
     out: String,
+    settings: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -46,6 +50,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut topic = "bench-producer".to_owned();
     let mut runs = 5usize;
     let mut out = None;
+    let mut settings = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -55,6 +60,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--topic" => topic = value()?,
             "--runs" => runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--out" => out = Some(value()?),
+            "--set" => {
+                let setting = value()?;
+                let (name, value) = setting
+                    .split_once('=')
+                    .ok_or(format!("--set {setting}: expected NAME=VALUE"))?;
+                settings.push((name.to_owned(), value.to_owned()));
+            }
             // cargo bench passes --bench; filters and other flags are not ours.
             _ => {}
         }
@@ -66,6 +78,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         topic,
         runs,
         out: out.unwrap_or_else(|| "/dev/stdout".to_owned()),
+        settings,
     }))
 }
 
@@ -94,10 +107,12 @@ async fn bench(args: &Args) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())?
         .records
         .map_or(0, |r| r.len());
-    let env = Env::from_pairs(&[
+    let mut pairs = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", args.broker.as_str()),
         ("TOPIC_NAME", args.topic.as_str()),
-    ]);
+    ];
+    pairs.extend(args.settings.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let env = Env::from_pairs(&pairs);
     let config = Config::from_env(&env).map_err(|e| e.to_string())?;
     let producer = KafkaProducer::new(config.kafka.clone());
     call(&producer, &config, &text).await?;
@@ -115,6 +130,7 @@ async fn bench(args: &Args) -> Result<serde_json::Value, String> {
         "runs_ms": runs_ms,
         "sent": records * (args.runs + 1),
         "topic": args.topic,
+        "settings": args.settings.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>(),
     }))
 }
 

@@ -11,6 +11,7 @@
 //! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials; `KAFKA_PASSWORD` is refused in Lambda ([`crate::config::Env::in_lambda`]) | — |
 //! | `KAFKA_MAX_MESSAGE_BYTES` | largest record accepted, and the size of one produce batch | 1048576 (MSK's default) |
 //! | `KAFKA_CLIENT_ID` | client id sent to the broker | the function name |
+//! | `KAFKA_TCP_NODELAY` | `true`: broker connections go through the loopback relay that sets `TCP_NODELAY` ([`crate::kafka::relay`]); `false`: rskafka connects directly | `true` |
 //! | `AWS_REGION` | signing region for IAM (falls back to the ARN's region) | — |
 
 use std::fmt;
@@ -112,6 +113,9 @@ pub struct KafkaConfig {
     pub max_message_bytes: usize,
     /// Client id sent to the broker.
     pub client_id: String,
+    /// Whether broker connections go through the relay that sets
+    /// `TCP_NODELAY` ([`crate::kafka::relay`]).
+    pub tcp_nodelay: bool,
 }
 
 /// MSK's default `message.max.bytes` (1 MiB).
@@ -182,6 +186,7 @@ impl KafkaConfig {
                 .optional("KAFKA_CLIENT_ID")
                 .or_else(|| env.optional("AWS_LAMBDA_FUNCTION_NAME"))
                 .unwrap_or_else(|| "lambda-stream-kit".into()),
+            tcp_nodelay: env.flag_or("KAFKA_TCP_NODELAY", true)?,
         })
     }
 
@@ -197,6 +202,7 @@ impl KafkaConfig {
             region: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             client_id: "lambda-stream-kit".into(),
+            tcp_nodelay: true,
         }
     }
 }
@@ -277,6 +283,20 @@ mod tests {
         );
         assert_eq!((cfg.auth, cfg.tls), (AuthMode::None, false));
         assert_eq!(cfg.max_message_bytes, 1_048_576);
+        assert!(cfg.tcp_nodelay);
+    }
+
+    #[test]
+    fn the_nodelay_relay_can_be_turned_off_and_a_bad_flag_is_refused() {
+        let env = |value| {
+            KafkaConfig::from_env(&Env::from_pairs(&[
+                ("KAFKA_BOOTSTRAP_SERVERS", "a:9092"),
+                ("KAFKA_TCP_NODELAY", value),
+            ]))
+        };
+        assert!(!env("false").unwrap().tcp_nodelay);
+        assert!(env("true").unwrap().tcp_nodelay);
+        assert!(env("sometimes").is_err());
     }
 
     #[test]

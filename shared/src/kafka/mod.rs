@@ -5,6 +5,7 @@
 //! * [`tls`]: rustls client configuration (one crypto provider: `ring`).
 //! * [`partitioner`]: Java-compatible key partitioning.
 //! * [`producer`]: the batched, bounded producer.
+//! * [`relay`]: the loopback relay that gives broker connections `TCP_NODELAY`.
 //! * [`dead_letter`]: dead letters cut down to a stub when they would not fit.
 
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod partitioner;
 pub mod producer;
+pub mod relay;
 pub mod tls;
 
 pub use config::{AuthMode, Bootstrap, KafkaConfig};

@@ -14,6 +14,9 @@
 //! not sent, so per-key order holds. Every step is bounded by the caller's
 //! deadline. The outcome is per record: where it landed, or why not.
 //!
+//! Every broker connection goes through a loopback relay that sets
+//! `TCP_NODELAY` ([`crate::kafka::relay`]), unless `KAFKA_TCP_NODELAY=false`.
+//!
 //! A request that times out may still have reached the broker, so a retry can
 //! duplicate it: delivery is at least once, as with any Kafka producer
 //! without idempotence (rskafka has none).
@@ -37,6 +40,7 @@ use crate::kafka::config::{
     pick_msk_brokers, AuthMode, Bootstrap, CredentialSource, KafkaConfig, MskBrokerStrings,
 };
 use crate::kafka::partitioner::Partitioner;
+use crate::kafka::relay::BrokerRelay;
 use crate::kafka::tls;
 
 /// Room left in each request for the record batch header.
@@ -178,6 +182,9 @@ impl std::fmt::Debug for KafkaProducer {
 
 struct Session {
     client: Client,
+    /// Carries every broker connection of `client`; `None` when
+    /// `KAFKA_TCP_NODELAY=false` or when it could not start.
+    relay: Option<BrokerRelay>,
     partition_counts: Mutex<HashMap<String, (usize, Instant)>>,
     partition_clients: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
     /// Partitions whose next records go one per request: the broker
@@ -317,6 +324,9 @@ impl KafkaProducer {
         deadline: Instant,
     ) -> Result<(Arc<Session>, usize), ProduceError> {
         let session = self.session(deadline).await?;
+        if let Some(relay) = &session.relay {
+            relay.set_deadline(deadline);
+        }
         let partitions = session.partition_count(topic, deadline).await?;
         Ok((session, partitions))
     }
@@ -326,7 +336,9 @@ impl KafkaProducer {
         if let Some(session) = slot.as_ref() {
             return Ok(Arc::clone(session));
         }
-        let client = match timeout_at(deadline, self.connect(deadline)).await {
+        let relay = self.start_relay(deadline).await;
+        let proxy = relay.as_ref().map(BrokerRelay::proxy_address);
+        let client = match timeout_at(deadline, self.connect(deadline, proxy)).await {
             Ok(connected) => connected?,
             Err(_) => {
                 let auth_error = self.iam.get().and_then(|p| p.last_error());
@@ -340,6 +352,7 @@ impl KafkaProducer {
         };
         let session = Arc::new(Session {
             client,
+            relay,
             partition_counts: Mutex::new(HashMap::new()),
             partition_clients: Mutex::new(HashMap::new()),
             isolate: Mutex::new(BTreeSet::new()),
@@ -348,7 +361,35 @@ impl KafkaProducer {
         Ok(session)
     }
 
-    async fn connect(&self, deadline: Instant) -> Result<Client, ProduceError> {
+    async fn start_relay(&self, deadline: Instant) -> Option<BrokerRelay> {
+        if !self.config.tcp_nodelay {
+            return None;
+        }
+        if let Bootstrap::Servers(servers) = &self.config.bootstrap {
+            if servers.iter().any(|s| s.starts_with('[')) {
+                tracing::warn!(
+                    "an IPv6 literal broker address cannot go through the TCP_NODELAY relay; connecting directly (set KAFKA_TCP_NODELAY=false to say so)"
+                );
+                return None;
+            }
+        }
+        match BrokerRelay::start(deadline).await {
+            Ok(relay) => Some(relay),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "cannot start the TCP_NODELAY relay; connecting to the brokers directly, where a request can stall up to 40 ms"
+                );
+                None
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        deadline: Instant,
+        socks5_proxy: Option<String>,
+    ) -> Result<Client, ProduceError> {
         let brokers = match &self.config.bootstrap {
             Bootstrap::Servers(servers) => servers.clone(),
             Bootstrap::MskCluster { arn } => self.resolve_msk(arn, deadline).await?,
@@ -369,6 +410,10 @@ impl KafkaProducer {
         if let Some(sasl) = self.sasl_config(deadline).await? {
             builder = builder.sasl_config(sasl);
         }
+        let tcp_nodelay = socks5_proxy.is_some();
+        if let Some(proxy) = socks5_proxy {
+            builder = builder.socks5_proxy(proxy);
+        }
         let client = builder
             .build()
             .await
@@ -377,6 +422,7 @@ impl KafkaProducer {
             brokers = brokers.join(","),
             auth = %self.config.auth,
             tls = self.config.tls,
+            tcp_nodelay,
             "connected to Kafka"
         );
         Ok(client)
