@@ -10,6 +10,7 @@ Everything is deterministic, so every run measures the same bytes.
 import base64
 import json
 import os
+import random
 import sys
 import urllib.parse
 
@@ -84,6 +85,27 @@ def page_visit(i):
     }
 
 
+def click(i):
+    """A clickstream event with the variety a real one has: distinct ids and
+    times, a few event types, pages, devices and campaigns."""
+    rnd = random.Random(i)
+    kind = rnd.choice(["page_view"] * 6 + ["product_view"] * 3 + ["add_to_cart", "checkout"])
+    event = page_visit(rnd.randrange(100_000))
+    event.update({
+        "event_id": "%08x-%04x-4%03x-%04x-%012x" % (rnd.getrandbits(32), rnd.getrandbits(16), rnd.getrandbits(12),
+                                                   0x8000 | rnd.getrandbits(14), rnd.getrandbits(48)),
+        "event_type": kind,
+        "session_id": f"s-{rnd.getrandbits(40):010x}",
+        "timestamp": f"2026-03-14T09:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{rnd.randrange(1000):03d}Z",
+        "ip": f"{rnd.randrange(1, 224)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}",
+        "screen": {"w": rnd.choice([390, 412, 1440, 1920]), "h": rnd.choice([844, 915, 900, 1080])},
+        "locale": rnd.choice(["en-US", "de-DE", "fr-FR", "en-GB", "es-ES"]),
+    })
+    if kind in ("product_view", "add_to_cart"):
+        event["product"] = {"sku": f"SKU-{rnd.randrange(5000):05d}", "price": round(rnd.uniform(5, 300), 2)}
+    return event
+
+
 def kinesis_record(i):
     data = json.dumps({"orderId": f"o-{i}", "amount": 42.5, "customer": f"c-{i % 977}",
                        "items": [{"sku": "A-1", "qty": 2}, {"sku": "B-7", "qty": 1}],
@@ -155,6 +177,12 @@ def write(path, event):
     return os.path.getsize(path)
 
 
+def write_lines(path, lines):
+    with open(path, "w") as f:
+        for line in lines:
+            f.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -170,6 +198,13 @@ def main():
     sizes["cdc-6mb"] = write(os.path.join(out, "cdc-6mb.json"),
                              {"Records": fill(lambda i: cdc_record(i, sample))})
     sizes["kafka-6mb"] = write(os.path.join(out, "kafka-6mb.json"), kafka_event(fill(kafka_record)))
+    # JSON-lines samples for the codec bench (shared/benches/codecs.rs): the
+    # items the producer publishes (key: the id) and page visits as the tag
+    # handler sees them (key: the visitor).
+    write_lines(os.path.join(out, "ddb-items.jsonl"),
+                ({"key": f"order-{i:07d}", "value": _plain(ddb_image(i))} for i in range(1000)))
+    write_lines(os.path.join(out, "clickstream.jsonl"),
+                ({"key": e["visitor_id"], "value": e} for e in map(click, range(1000))))
     item_bytes = [len(json.dumps(json.loads(json.dumps(_plain(ddb_image(i)))), separators=(",", ":")))
                   for i in range(1000)]
     meta = {"sizes": sizes, "ddb_item_json_bytes_mean": sum(item_bytes) / len(item_bytes)}
