@@ -42,6 +42,21 @@ PEERS = {
     "kjs-b": "peer (b): kafkajs, one `send` for the batch",
     "kjs-a": "peer (a): kafkajs, one awaited `send` per record (the workshop handler)",
 }
+# The race through the delay line (section 1b): one-way delays, in ms, and
+# who runs. "rust-nagle" is ours with KAFKA_TCP_NODELAY=false: rskafka's own
+# sockets, with Nagle's algorithm on.
+LATENCY_DELAYS = ("0", "1")
+LATENCY_PEERS = {
+    "rust": "ours (relay with TCP_NODELAY, the default)",
+    "rust-nagle": "ours with `KAFKA_TCP_NODELAY=false` (rskafka's own sockets)",
+    "kjs-b": "peer (b): kafkajs, one `send` for the batch",
+    "kjs-a": "peer (a): kafkajs, one awaited `send` per record",
+}
+# Slowest warm invocation over the median, at 1,000 records and 1 ms one way.
+STALL_TARGET = 1.5
+STALL_MIN_RUNS = 20
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+CODEC_SAMPLES = {"ddb": "DynamoDB items (bench items, JSON)", "click": "clickstream events (JSON)"}
 CPU_PATHS = {
     "dynamodb": "DynamoDB: parse record, unmarshal NewImage (`item_to_json`), key, `partition_for_key`",
     "kinesis": "Kinesis: decode data, format the JSON log line ({param} data)",
@@ -257,6 +272,107 @@ def producer_section(out, summary, chart):
         summary.append(("producer: records land on Java's murmur2 partition (all three)", "all records",
                         "all records" if ok and identical else "mismatch, see section 1", ok and identical))
     chart["producer"] = chart_data
+    return lines
+
+
+def latency_section(out, summary, chart):
+    lines = ["## 1b. Producer through a delay line", ""]
+    rows = ["| one way | batch | implementation | warm invocations | median | slowest | slowest / median "
+            "| ours is faster by (medians) | target | |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    chart_data = {}
+    for d in LATENCY_DELAYS:
+        for n in (1000, 10000):
+            results = {impl: load(os.path.join(out, f"lat-{impl}-{n}-{d}.json")) for impl in LATENCY_PEERS}
+            ours = stats(results["rust"]["runs_ms"]) if results["rust"] else None
+            for impl, label in LATENCY_PEERS.items():
+                r = results[impl]
+                if not r:
+                    rows.append(f"| {d} ms | {n:,} | {label} | – | not measured | | | | | |")
+                    continue
+                s = stats(r["runs_ms"])
+                chart_data.setdefault(d, {}).setdefault(impl, {})[str(n)] = s
+                tail = s["max"] / s["median"]
+                ratio_cell = target_cell = met_cell = ""
+                if impl in SPEEDUP_TARGET and ours:
+                    ratio = (s["median"] / r["records"]) / (ours["median"] / results["rust"]["records"])
+                    ratio_cell = f"{fmt(ratio)}×"
+                    if d == "1":
+                        target = SPEEDUP_TARGET[impl]
+                        target_cell = f"≥ {fmt(target, 0)}×"
+                        met_cell = verdict(ratio >= target)
+                        summary.append((f"producer through the delay line, 1 ms one way, {n:,} records, vs "
+                                        f"{'(a) per-record send' if impl == 'kjs-a' else '(b) one batched send'}",
+                                        f"≥ {fmt(target, 0)}× faster",
+                                        f"{fmt(ratio)}× (ours {fmt(ours['median'])} ms, peer {fmt(s['median'])} ms)",
+                                        ratio >= target))
+                if impl == "rust" and d == "1" and n == 1000:
+                    enough = s["n"] >= STALL_MIN_RUNS
+                    ok = enough and tail <= STALL_TARGET
+                    target_cell = f"slowest ≤ {STALL_TARGET:g}× median over ≥ {STALL_MIN_RUNS}"
+                    met_cell = verdict(ok)
+                    summary.append(("no Nagle stall: 1,000 records, 1 ms one way, slowest warm invocation over "
+                                    "the median", f"≤ {STALL_TARGET:g}× over ≥ {STALL_MIN_RUNS} invocations",
+                                    f"{tail:.2f}× (median {fmt(s['median'])} ms, slowest {fmt(s['max'])} ms, "
+                                    f"{s['n']} invocations)", ok))
+                rows.append(f"| {d} ms | {n:,} | {label} | {s['n']} | {fmt(s['median'])} ms | {fmt(s['max'])} ms | "
+                            f"{tail:.2f}× | {ratio_cell} | {target_cell} | {met_cell} |")
+    lines += [
+        "The same race as section 1, but the producers reach the broker through `delay-line` "
+        "(`shared/src/bin/delay_line.rs`, the tests' fault proxy): every chunk, in both directions, is "
+        "delivered its one-way delay after it arrived, in order, and never held back behind another "
+        "chunk's delay. The broker is a second tansu that advertises the delay line, so every "
+        "connection, leaders included, goes through it. The delay line sets `TCP_NODELAY` on its own "
+        "sockets and leaves ACKs to the kernel (no `TCP_QUICKACK`), as a real network path and a "
+        "broker's kernel would. At 0 ms the line still costs a hop, for every contender alike.",
+        "",
+        "`KAFKA_TCP_NODELAY=false` is ours without the relay: rskafka writes each request's length "
+        "and body separately on a socket with Nagle's algorithm on, so the body can wait for the "
+        "receiver's delayed ACK (up to 40 ms on Linux). Its slowest invocation against its median "
+        "shows that stall; the default path should show none.",
+        "",
+    ] + rows + [""]
+    chart["latency"] = chart_data
+    return lines
+
+
+def codec_section(out, summary, chart):
+    lines = ["## 1c. Compression: what each codec costs and saves", ""]
+    rows = ["| sample | payload per record | codec | bytes on the wire per record | of uncompressed | "
+            "CPU per record (median of calls) | wall per 1,000-record call (median) |",
+            "|---|---|---|---|---|---|---|"]
+    chart_data = {}
+    for sample, label in CODEC_SAMPLES.items():
+        r = load(os.path.join(out, f"codecs-{sample}.json"))
+        if not r:
+            rows.append(f"| {label} | | | not measured | | | |")
+            continue
+        by_codec = {c["codec"]: c for c in r["codecs"]}
+        base = by_codec.get("none", {}).get("wire_bytes_per_record")
+        for codec in CODECS:
+            c = by_codec.get(codec)
+            if not c:
+                continue
+            per = c["records_per_call"]
+            cpu = stats([ms * 1000 / per for ms in c["cpu_ms"]])
+            wall = stats(c["wall_ms"])
+            share = f"{c['wire_bytes_per_record'] / base * 100:.0f} %" if base else ""
+            chart_data.setdefault(sample, {})[codec] = {"wire": c["wire_bytes_per_record"], "cpu_us": cpu}
+            rows.append(f"| {label} | {fmt(r['payload_bytes_per_record'])} B | {codec} | "
+                        f"{fmt(c['wire_bytes_per_record'])} B | {share} | {fmt(cpu['median'])} µs "
+                        f"({spread(cpu)}) | {fmt(wall['median'])} ms |")
+    lines += [
+        "`shared/benches/codecs.rs` sends a 1,000-record sample through `KafkaProducer` with each "
+        "`KAFKA_COMPRESSION` codec, through the delay line at 0 ms, which counts the bytes it relays "
+        "towards the broker (record batches plus request headers). CPU is the producing thread's time "
+        "on CPU per record (`/proc/thread-self/schedstat`; the runtime is single-threaded, so it covers "
+        "building the batch, compressing it and the producer's I/O). The samples come from "
+        "`bench/events.py`: the benchmark's DynamoDB items as the producer publishes them (key: the "
+        "id), and clickstream events with distinct ids, times, addresses and a mix of event types "
+        "(key: the visitor).",
+        "",
+    ] + rows + [""]
+    chart["codecs"] = chart_data
     return lines
 
 
@@ -515,7 +631,7 @@ def label_bar(ax, x, top, text, lines=(), **kw):
 
 
 def draw(chart, path, title):
-    fig, axes = plt.subplots(2, 3, figsize=(18, 11))
+    fig, axes = plt.subplots(3, 3, figsize=(18, 16))
     fig.suptitle(title, fontsize=13)
     colors = {"rust": "#c0392b", "kjs-b": "#7f8c8d", "kjs-a": "#34495e", "floor": "#95a5a6", "ours": "#c0392b",
               "peer": "#7f8c8d"}
@@ -624,7 +740,56 @@ def draw(chart, path, title):
     ax.set_title("4b. Peak memory, one ~6 MB event (x86_64, local emulator)")
     ax.legend(fontsize=8, loc="upper left")
 
-    ax = axes[1][2]
+    ax = axes[2][0]
+    data = chart.get("latency", {})
+    groups = [(d, n) for d in LATENCY_DELAYS for n in ("1000", "10000") if data.get(d)]
+    impls = [i for i in LATENCY_PEERS if any(data.get(d, {}).get(i, {}).get(n) for d, n in groups)]
+    width = 0.8 / max(len(impls), 1)
+    lat_colors = {"rust": colors["rust"], "rust-nagle": "#e6a09a", "kjs-b": colors["kjs-b"], "kjs-a": colors["kjs-a"]}
+    bars = []
+    for i, impl in enumerate(impls):
+        for j, (d, n) in enumerate(groups):
+            s = data.get(d, {}).get(impl, {}).get(n)
+            if s:
+                bars.append((j + (i - (len(impls) - 1) / 2) * width, impl, s))
+    if bars:
+        value_axis(ax, min(s["min"] for *_, s in bars), max(s["max"] for *_, s in bars))
+    for impl in impls:
+        mine = [(x, s) for x, i, s in bars if i == impl]
+        ax.bar([x for x, _ in mine], [s["median"] for _, s in mine], width,
+               label=re.sub(r"[`*]", "", LATENCY_PEERS[impl]), color=lat_colors[impl],
+               yerr=[[s["median"] - s["min"] for _, s in mine], [s["max"] - s["median"] for _, s in mine]], **err)
+    for x, _, s in bars:
+        label_bar(ax, x, s["max"], f"{s['median']:,.0f}" if s["median"] >= 10 else f"{s['median']:.1f}")
+    ax.set_xticks(range(len(groups)), [f"{int(n):,} records\n{d} ms one way" for d, n in groups], fontsize=8)
+    ax.set_ylabel("ms per batch (median, min–max = slowest)" + (", log" if ax.get_yscale() == "log" else ""))
+    ax.set_title("1b. Producer through a delay line (every chunk delayed, in order)")
+    ax.legend(fontsize=7, loc="upper left")
+
+    ax = axes[2][1]
+    data = chart.get("codecs", {})
+    samples = [k for k in CODEC_SAMPLES if data.get(k)]
+    width = 0.8 / max(len(samples), 1)
+    codec_colors = {"ddb": colors["rust"], "click": "#2980b9"}
+    top = max([c["wire"] for k in samples for c in data[k].values()] + [1])
+    ax.set_ylim(0, nice_ceil(top * 1.25))
+    for i, k in enumerate(samples):
+        xs = [j + (i - (len(samples) - 1) / 2) * width for j, _ in enumerate(CODECS)]
+        vals = [data[k].get(c, {}).get("wire", 0) for c in CODECS]
+        ax.bar(xs, vals, width, color=codec_colors[k], label=CODEC_SAMPLES[k])
+        for x, v, c in zip(xs, vals, CODECS):
+            cpu = data[k].get(c, {}).get("cpu_us", {}).get("median")
+            label_bar(ax, x, v, f"{v:.0f} B" + (f"\n{cpu:.1f} µs" if cpu is not None else ""))
+    ax.set_xticks(range(len(CODECS)), CODECS)
+    ax.set_ylabel("bytes on the wire per record (label: CPU per record)")
+    ax.set_title("1c. KAFKA_COMPRESSION: wire bytes and CPU per record")
+    ax.legend(fontsize=8, loc="upper right")
+
+    # The summary takes the right-hand column's lower two cells.
+    grid = axes[1][2].get_gridspec()
+    axes[1][2].remove()
+    axes[2][2].remove()
+    ax = fig.add_subplot(grid[1:, 2])
     ax.axis("off")
     rows = chart.get("summary", [])
     ax.set_title(f"Summary — targets: {tally(rows)}", fontweight="bold")
@@ -638,7 +803,7 @@ def draw(chart, path, title):
         lines += [(part, style) for part in textwrap.wrap(text, 96, subsequent_indent="        ")]
     lines += [(f"* cold start: {COLD_WHAT};", {"style": "italic"}),
               ("   not Lambda's Init Duration on arm64. Hatched bars: target missed.", {"style": "italic"})]
-    step = min(0.04, 1.0 / len(lines))
+    step = min(0.025, 1.0 / len(lines))
     for k, (text, style) in enumerate(lines):
         ax.text(0.0, 1.0 - k * step, text, va="top", ha="left", fontsize=7.5, transform=ax.transAxes, **style)
 
@@ -667,6 +832,8 @@ def main():
     summary, chart = [], {}
     body = []
     body += producer_section(out, summary, chart)
+    body += latency_section(out, summary, chart)
+    body += codec_section(out, summary, chart)
     body += cpu_section(out, summary, chart)
     body += cold_section(out, summary, chart)
     body += size_section(out, summary, chart, events)

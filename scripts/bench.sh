@@ -10,6 +10,10 @@
 # Sections, each repeated and reported as median and spread:
 #   1. producer end to end: our handler in process vs two kafkajs peers, on
 #      the local broker, with the records read back to check their partitions
+#   1b. the same race through a delay line (every chunk delayed 0 or 1 ms
+#      one way) to a second broker that advertises the line, plus ours with
+#      KAFKA_TCP_NODELAY=false to show the stall the relay removes
+#   1c. compression: wire bytes and CPU per record for each codec
 #   2. CPU per record: criterion benches of each function's per-record work
 #      against a bare serde_json parse + serialize of the same bytes
 #   3. cold start: each x86_64 release binary against a local Runtime API
@@ -31,10 +35,13 @@ STAMP=$(date +%s)
 MATPLOTLIB=matplotlib==3.11.2
 
 if [ -n "${BENCH_QUICK:-}" ]; then
-  E2E_RUNS=3; E2E_RUNS_A=1; COLD_RUNS=5; RSS_RUNS=1
+  E2E_RUNS=3; E2E_RUNS_A=1; COLD_RUNS=5; RSS_RUNS=1; LAT_RUNS=5; LAT_RUNS_BIG=2; CODEC_RUNS=3
 else
-  E2E_RUNS=9; E2E_RUNS_A=3; COLD_RUNS=25; RSS_RUNS=3
+  E2E_RUNS=9; E2E_RUNS_A=3; COLD_RUNS=25; RSS_RUNS=3; LAT_RUNS=25; LAT_RUNS_BIG=9; CODEC_RUNS=10
 fi
+# The delay line and the broker behind it (section 1b).
+LINE_PORT=19192
+LINE_BROKER_PORT=19193
 
 rm -rf "$OUT"
 mkdir -p "$OUT" "$EVENTS"
@@ -78,6 +85,8 @@ run npm ci --prefix bench --no-audit --no-fund --loglevel=error
 
 say "one-time release builds (timed apart)"
 timed "x86_64 release binaries" nice -n 10 cargo build --release "${FUNCTIONS[@]/#/--package=}"
+timed "delay line" nice -n 10 cargo build --release --package lambda-stream-kit --features test-util --bin delay-line
+timed "codec bench" nice -n 10 cargo bench --no-run --package lambda-stream-kit --bench codecs
 for fn in "${FUNCTIONS[@]}"; do
   timed "benches of $fn" nice -n 10 cargo bench --no-run --package "$fn"
 done
@@ -124,6 +133,58 @@ for n in 1000 10000; do
   done
 done
 run_to "$OUT/readback.json" .venv/bin/python bench/readback.py "$BROKER" "${readback[@]}"
+
+say "1b. producer through a delay line"
+LINE=127.0.0.1:$LINE_PORT
+lat_topics=()
+for d in 0 1; do
+  for n in 1000 10000; do
+    for impl in rust rust-nagle kjs-b kjs-a; do lat_topics+=("lat-$impl-$n-$d-$STAMP:6"); done
+  done
+done
+lat_topics+=("codecs-ddb-$STAMP:6" "codecs-click-$STAMP:6")
+BROKER_PORT=$LINE_BROKER_PORT BROKER_ADVERTISED=$LINE run scripts/broker.sh up "${lat_topics[@]}"
+line_pid=
+line_up() {
+  target/release/delay-line --listen "$LINE" --upstream "127.0.0.1:$LINE_BROKER_PORT" \
+    --one-way-ms "$1" --stats "$OUT/line-$1ms.json" &
+  line_pid=$!
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$LINE_PORT") 2>/dev/null && return 0; sleep 0.1; done
+  echo "delay-line did not open $LINE" >> "$OUT/failures.txt"
+}
+line_down() { [ -n "$line_pid" ] && kill "$line_pid" 2>/dev/null; wait "$line_pid" 2>/dev/null; line_pid=; }
+for d in 0 1; do
+  printf 'target/release/delay-line --listen %s --upstream 127.0.0.1:%s --one-way-ms %s --stats %s &\n' \
+    "$LINE" "$LINE_BROKER_PORT" "$d" "$OUT/line-${d}ms.json" >> "$OUT/commands.txt"
+  line_up "$d"
+  for n in 1000 10000; do
+    event=$EVENTS/ddb-$n.json
+    runs=$LAT_RUNS; [ "$n" = 10000 ] && runs=$LAT_RUNS_BIG
+    for impl in rust rust-nagle; do
+      nodelay=true; [ "$impl" = rust-nagle ] && nodelay=false
+      run cargo bench --package dynamo-stream-producer --bench end_to_end -- \
+        --event "$PWD/$event" --broker "$LINE" --topic "lat-$impl-$n-$d-$STAMP" --runs "$runs" \
+        --set "KAFKA_TCP_NODELAY=$nodelay" --out "$PWD/$OUT/lat-$impl-$n-$d.json"
+    done
+    run node bench/node/producer-bench.js --impl b --event "$event" --broker "$LINE" \
+      --topic "lat-kjs-b-$n-$d-$STAMP" --runs "$runs" --out "$OUT/lat-kjs-b-$n-$d.json"
+    # One awaited send per record: about 2.5 s per 1,000 records at 1 ms.
+    runs_a=3; [ "$n" = 10000 ] && runs_a=1
+    run node bench/node/producer-bench.js --impl a --event "$event" --broker "$LINE" \
+      --topic "lat-kjs-a-$n-$d-$STAMP" --runs "$runs_a" --out "$OUT/lat-kjs-a-$n-$d.json"
+  done
+  if [ "$d" = 0 ]; then
+    say "1c. compression: wire bytes and CPU per record, per codec"
+    for sample in ddb click; do
+      file=$EVENTS/ddb-items.jsonl; [ "$sample" = click ] && file=$EVENTS/clickstream.jsonl
+      run cargo bench --package lambda-stream-kit --bench codecs -- --records "$PWD/$file" \
+        --broker "$LINE" --topic "codecs-$sample-$STAMP" --stats "$PWD/$OUT/line-0ms.json" \
+        --runs "$CODEC_RUNS" --out "$PWD/$OUT/codecs-$sample.json"
+    done
+  fi
+  line_down
+done
+BROKER_PORT=$LINE_BROKER_PORT run scripts/broker.sh down
 
 say "3. cold start"
 # All functions and the Node.js peer round-robin, so they share the same

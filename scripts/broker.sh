@@ -6,12 +6,18 @@
 #   scripts/broker.sh up --local-topics           the same, with the topics local.env names
 #   scripts/broker.sh down                        stop
 #   scripts/broker.sh address                     print host:port
+#
+# BROKER_PORT picks another port (one broker per port, each with its own
+# state); BROKER_ADVERTISED=host:port makes the broker name that address in
+# its metadata instead of its own, so clients reach every partition through
+# whatever listens there (the benchmark's delay line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PORT=${BROKER_PORT:-19092}
 ADDRESS=127.0.0.1:$PORT
-STATE=.tmp/broker
+ADVERTISED=${BROKER_ADVERTISED:-$ADDRESS}
+STATE=.tmp/broker${BROKER_PORT:+-$PORT}
 TANSU=.venv/bin/tansu
 # The topics of local.env (make broker-up, make demo, the README's recipe).
 LOCAL_TOPICS=(test-topic:6 dynamo-dead-letters:1 clicks:3 clicks-tagged:3 clicks-errors:1)
@@ -27,7 +33,7 @@ up() {
     if ready; then echo "port $PORT is taken by another process" >&2; exit 1; fi
     "$TANSU" broker \
       --listener-url "tcp://127.0.0.1:$PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$PORT" \
+      --advertised-listener-url "tcp://$ADVERTISED" \
       --storage-engine memory://tansu/ \
       >"$STATE/log" 2>&1 &
     echo $! > "$STATE/pid"
