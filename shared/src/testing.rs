@@ -10,12 +10,14 @@
 mod fault_proxy;
 mod http_stub;
 pub mod kafka_mapping;
+mod kafka_wire;
 mod oauth_gate;
 mod refusing_broker;
 pub mod stream_mapping;
 
 pub use fault_proxy::{Fault, FaultProxy};
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
+pub use kafka_wire::{api_key, NOT_LEADER_OR_FOLLOWER};
 pub use oauth_gate::{GateLog, OauthBearerGate};
 pub use refusing_broker::RefusingBroker;
 
