@@ -15,7 +15,7 @@ mod oauth_gate;
 mod refusing_broker;
 pub mod stream_mapping;
 
-pub use fault_proxy::{Fault, FaultProxy};
+pub use fault_proxy::{Fault, FaultProxy, Traffic};
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
 pub use kafka_wire::{api_key, NOT_LEADER_OR_FOLLOWER};
 pub use oauth_gate::{GateLog, OauthBearerGate};

@@ -80,6 +80,14 @@ pub(super) async fn write_frame(
     to.write_all(frame).await
 }
 
+/// `frame` with its 4-byte length in front, as it goes on the wire.
+pub(super) fn with_length(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame.len() + 4);
+    put_array_len(&mut out, frame.len());
+    out.extend(frame);
+    out
+}
+
 fn length(raw: i64) -> io::Result<usize> {
     usize::try_from(raw).map_err(|_| io::ErrorKind::InvalidData.into())
 }
@@ -87,15 +95,23 @@ fn length(raw: i64) -> io::Result<usize> {
 /// Reads Kafka wire types from a byte slice.
 pub(super) struct Reader<'a> {
     rest: &'a [u8],
+    consumed: usize,
 }
 
 impl<'a> Reader<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
+        Self {
+            rest: bytes,
+            consumed: 0,
+        }
+    }
+
+    /// How far into the slice the reader is.
+    pub(super) fn position(&self) -> usize {
+        self.consumed
     }
 
     /// Whether everything was read.
-    #[cfg(test)]
     pub(super) fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
@@ -106,6 +122,7 @@ impl<'a> Reader<'a> {
         }
         let (head, tail) = self.rest.split_at(n);
         self.rest = tail;
+        self.consumed += n;
         Ok(head)
     }
 
@@ -266,6 +283,55 @@ impl<'a> ProduceRequest<'a> {
     }
 }
 
+/// Sets every partition of a produce response (`frame`, without its
+/// length, header v0) to `error_code` with no offset, in place. Returns how
+/// many partitions it changed.
+pub(super) fn set_produce_errors(
+    frame: &mut [u8],
+    version: i16,
+    error_code: i16,
+) -> io::Result<usize> {
+    if !(0..FIRST_FLEXIBLE_PRODUCE).contains(&version) {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    // Where each partition's error code starts; its base offset follows.
+    let mut codes = Vec::new();
+    let mut r = Reader::new(frame);
+    r.i32()?; // correlation id
+    for _ in 0..r.array_len()? {
+        r.string()?;
+        for _ in 0..r.array_len()? {
+            r.i32()?; // partition index
+            codes.push(r.position());
+            r.take(2 + 8)?; // error code, base offset
+            if version >= 2 {
+                r.take(8)?; // log append time
+            }
+            if version >= 5 {
+                r.take(8)?; // log start offset
+            }
+            if version >= 8 {
+                for _ in 0..r.array_len()? {
+                    r.i32()?; // batch index
+                    r.skip_nullable_string()?;
+                }
+                r.skip_nullable_string()?; // error message
+            }
+        }
+    }
+    if version >= 1 {
+        r.i32()?; // throttle time
+    }
+    if !r.is_empty() {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    for &at in &codes {
+        frame[at..at + 2].copy_from_slice(&error_code.to_be_bytes());
+        frame[at + 2..at + 10].copy_from_slice(&(-1i64).to_be_bytes());
+    }
+    Ok(codes.len())
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -301,6 +367,42 @@ pub(super) mod tests {
             }
         }
         frame
+    }
+
+    /// A produce response frame (without its length) where partition `p`
+    /// has error 0 and base offset `100 + p`.
+    pub(in crate::testing) fn produce_response(
+        version: i16,
+        correlation_id: i32,
+        topics: &[(&str, &[i32])],
+    ) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_array_len(&mut body, topics.len());
+        for (name, partitions) in topics {
+            put_string(&mut body, name);
+            put_array_len(&mut body, partitions.len());
+            for &index in *partitions {
+                body.extend(index.to_be_bytes());
+                body.extend(0i16.to_be_bytes());
+                body.extend((100 + i64::from(index)).to_be_bytes());
+                if version >= 2 {
+                    body.extend((-1i64).to_be_bytes());
+                }
+                if version >= 5 {
+                    body.extend(7i64.to_be_bytes());
+                }
+                if version >= 8 {
+                    put_array_len(&mut body, 1);
+                    body.extend(0i32.to_be_bytes());
+                    put_string(&mut body, "batch note");
+                    put_string(&mut body, "note");
+                }
+            }
+        }
+        if version >= 1 {
+            body.extend(0i32.to_be_bytes());
+        }
+        response(correlation_id, false, &body)
     }
 
     /// Each partition of a produce response: (topic, index, error code,
@@ -397,5 +499,47 @@ pub(super) mod tests {
                 "version {version}"
             );
         }
+    }
+
+    #[test]
+    fn a_rewritten_response_says_not_leader_for_every_partition_and_keeps_the_rest() {
+        for version in 0..=8 {
+            let original = produce_response(version, 5, &[("a", &[0, 4]), ("b", &[1])]);
+            let mut frame = original.clone();
+            assert_eq!(
+                set_produce_errors(&mut frame, version, NOT_LEADER_OR_FOLLOWER).unwrap(),
+                3
+            );
+            assert_eq!(frame.len(), original.len());
+            assert_eq!(
+                read_produce_response(&frame, version),
+                vec![
+                    ("a".to_owned(), 0, NOT_LEADER_OR_FOLLOWER, -1),
+                    ("a".to_owned(), 4, NOT_LEADER_OR_FOLLOWER, -1),
+                    ("b".to_owned(), 1, NOT_LEADER_OR_FOLLOWER, -1),
+                ],
+                "version {version}"
+            );
+            // Only the error codes and base offsets changed: 10 bytes each.
+            let changed = frame.iter().zip(&original).filter(|(a, b)| a != b).count();
+            assert!(
+                changed <= 3 * 10,
+                "version {version}: {changed} bytes changed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_response_that_does_not_parse_is_left_alone() {
+        let original = produce_response(7, 5, &[("a", &[0])]);
+        let mut cut = original[..original.len() - 2].to_vec();
+        let before = cut.clone();
+        assert!(set_produce_errors(&mut cut, 7, NOT_LEADER_OR_FOLLOWER).is_err());
+        assert_eq!(cut, before);
+        let mut long = original.clone();
+        long.push(0);
+        assert!(set_produce_errors(&mut long, 7, NOT_LEADER_OR_FOLLOWER).is_err());
+        let mut frame = original;
+        assert!(set_produce_errors(&mut frame, 9, NOT_LEADER_OR_FOLLOWER).is_err());
     }
 }
