@@ -18,18 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const API_VERSIONS: i16 = 18;
-const SASL_HANDSHAKE: i16 = 17;
-const SASL_AUTHENTICATE: i16 = 36;
+use super::kafka_wire::api_key::{API_VERSIONS, SASL_AUTHENTICATE, SASL_HANDSHAKE};
+use super::kafka_wire::{put_string, put_uvarint, read_frame, response, write_frame, Reader};
+
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 const MECHANISM: &str = "OAUTHBEARER";
 const PLAIN: &str = "PLAIN";
-/// Far above any request the gate handles before relaying.
-const MAX_FRAME: usize = 1 << 20;
 
 /// What an [`OauthBearerGate`] has seen so far.
 #[derive(Debug, Clone, Default)]
@@ -334,134 +331,6 @@ fn authenticate_response(version: i16, verdict: &Result<(String, SystemTime), St
     body
 }
 
-pub(super) fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
-    let mut frame = correlation_id.to_be_bytes().to_vec();
-    if flexible_header {
-        frame.push(0);
-    }
-    frame.extend(body);
-    frame
-}
-
-pub(super) fn put_string(out: &mut Vec<u8>, text: &str) {
-    out.extend(u16::try_from(text.len()).unwrap_or(u16::MAX).to_be_bytes());
-    out.extend(text.as_bytes());
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut value: usize) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
-    let length = usize::try_from(from.read_i32().await?)
-        .ok()
-        .filter(|&n| n <= MAX_FRAME)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
-    let mut frame = vec![0; length];
-    from.read_exact(&mut frame).await?;
-    Ok(frame)
-}
-
-pub(super) async fn write_frame(
-    to: &mut (impl AsyncWrite + Unpin),
-    frame: &[u8],
-) -> io::Result<()> {
-    let length = i32::try_from(frame.len()).map_err(|_| io::ErrorKind::InvalidData)?;
-    to.write_all(&length.to_be_bytes()).await?;
-    to.write_all(frame).await
-}
-
-fn length(raw: i64) -> io::Result<usize> {
-    usize::try_from(raw).map_err(|_| io::ErrorKind::InvalidData.into())
-}
-
-/// Reads the few Kafka wire types the SASL requests use.
-pub(super) struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(super) fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-
-    fn take(&mut self, n: usize) -> io::Result<&'a [u8]> {
-        if n > self.rest.len() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
-    }
-
-    pub(super) fn i16(&mut self) -> io::Result<i16> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    pub(super) fn i32(&mut self) -> io::Result<i32> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn uvarint(&mut self) -> io::Result<usize> {
-        let mut value = 0usize;
-        for shift in (0..35).step_by(7) {
-            let byte = self.take(1)?[0];
-            value |= usize::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(io::ErrorKind::InvalidData.into())
-    }
-
-    pub(super) fn string(&mut self) -> io::Result<String> {
-        let n = self.i16()?;
-        let n = length(n.into())?;
-        let bytes = self.take(n)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| io::ErrorKind::InvalidData.into())
-    }
-
-    /// A nullable, non-compact string, such as every request header's
-    /// client id.
-    pub(super) fn skip_nullable_string(&mut self) -> io::Result<()> {
-        let n = self.i16()?;
-        if n >= 0 {
-            let n = length(n.into())?;
-            self.take(n)?;
-        }
-        Ok(())
-    }
-
-    fn skip_tagged_fields(&mut self) -> io::Result<()> {
-        for _ in 0..self.uvarint()? {
-            self.uvarint()?;
-            let size = self.uvarint()?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
-
-    pub(super) fn bytes(&mut self) -> io::Result<&'a [u8]> {
-        let n = self.i32()?;
-        let n = length(n.into())?;
-        self.take(n)
-    }
-
-    fn compact_bytes(&mut self) -> io::Result<&'a [u8]> {
-        let n = self
-            .uvarint()?
-            .checked_sub(1)
-            .ok_or(io::ErrorKind::InvalidData)?;
-        self.take(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,7 +402,7 @@ mod tests {
                 if version >= 2 {
                     r.skip_tagged_fields().unwrap();
                 }
-                assert!(r.rest.is_empty(), "version {version}: trailing bytes");
+                assert!(r.is_empty(), "version {version}: trailing bytes");
             }
         }
     }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::oauth_gate::{put_string, read_frame, response, write_frame, Reader};
-
-const PRODUCE: i16 = 0;
+use super::kafka_wire::{read_frame, write_frame, ProduceRequest};
 
 /// Refuses, with `error_code`, every produce request to a topic whose name
 /// starts with `topic` and whose records contain `marker`, for every
@@ -81,61 +79,22 @@ async fn relay(
     }
 }
 
-/// The refusing answer to a produce request (v3 to v7, the versions
-/// rskafka 0.6 sends) for `topic` with `marker` in its records.
+/// The refusing answer to a produce request for `topic` with `marker` in
+/// its records.
 fn refusal(
     frame: &[u8],
     topic: &str,
     marker: &[u8],
     error_code: i16,
 ) -> io::Result<Option<Vec<u8>>> {
-    let mut request = Reader::new(frame);
-    let api_key = request.i16()?;
-    let version = request.i16()?;
-    let correlation_id = request.i32()?;
-    if api_key != PRODUCE || !(3..=7).contains(&version) {
+    let Some(request) = ProduceRequest::parse(frame)? else {
         return Ok(None);
-    }
-    request.skip_nullable_string()?; // client id
-    request.skip_nullable_string()?; // transactional id
-    request.i16()?; // acks
-    request.i32()?; // timeout
-    let topics = request.i32()?;
-    let mut answer_topics = Vec::new();
-    let mut refuse = false;
-    for _ in 0..topics.max(0) {
-        let name = request.string()?;
-        let partitions = request.i32()?;
-        let mut indexes = Vec::new();
-        for _ in 0..partitions.max(0) {
-            indexes.push(request.i32()?);
-            let records = request.bytes()?;
-            if name.starts_with(topic) && records.windows(marker.len()).any(|w| w == marker) {
-                refuse = true;
-            }
-        }
-        answer_topics.push((name, indexes));
-    }
-    if !refuse {
-        return Ok(None);
-    }
-    let mut body = i32::try_from(answer_topics.len())
-        .unwrap_or(0)
-        .to_be_bytes()
-        .to_vec();
-    for (name, indexes) in answer_topics {
-        put_string(&mut body, &name);
-        body.extend(i32::try_from(indexes.len()).unwrap_or(0).to_be_bytes());
-        for index in indexes {
-            body.extend(index.to_be_bytes());
-            body.extend(error_code.to_be_bytes());
-            body.extend((-1i64).to_be_bytes()); // base offset
-            body.extend((-1i64).to_be_bytes()); // log append time (v2+)
-            if version >= 5 {
-                body.extend((-1i64).to_be_bytes()); // log start offset
-            }
-        }
-    }
-    body.extend(0i32.to_be_bytes()); // throttle time
-    Ok(Some(response(correlation_id, false, &body)))
+    };
+    let refuse = request.topics.iter().any(|(name, partitions)| {
+        name.starts_with(topic)
+            && partitions
+                .iter()
+                .any(|(_, records)| records.windows(marker.len()).any(|w| w == marker))
+    });
+    Ok(refuse.then(|| request.refusal(error_code)))
 }
