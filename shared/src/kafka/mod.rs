@@ -14,7 +14,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod tls;
 
-pub use config::{AuthMode, Bootstrap, KafkaConfig};
+pub use config::{AuthMode, Bootstrap, Compression, KafkaConfig};
 pub use producer::{
     Delivery, KafkaProducer, OutgoingRecord, PasswordReader, ProduceError, ProduceOutcome,
 };
