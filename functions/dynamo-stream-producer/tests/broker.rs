@@ -73,8 +73,16 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
     broker.create_topic(topic, 6).await;
 
     let address = format!("127.0.0.1:{proxy_port}");
-    // Small requests, so the batch needs many and the cut lands between them.
-    let config = config(&address, topic, &[("KAFKA_MAX_MESSAGE_BYTES", "8192")]);
+    // Small requests, so the batch needs many and the cut lands between them;
+    // uncompressed, so the cut's byte count is the records' own.
+    let config = config(
+        &address,
+        topic,
+        &[
+            ("KAFKA_MAX_MESSAGE_BYTES", "8192"),
+            ("KAFKA_COMPRESSION", "none"),
+        ],
+    );
     let producer = KafkaProducer::new(config.kafka.clone());
     proxy.set(Fault::CutAfter(120_000));
 

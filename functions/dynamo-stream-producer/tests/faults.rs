@@ -30,10 +30,14 @@ async fn rig(max_message_bytes: &str) -> Rig {
     let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
     let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
     broker.create_topic("orders", 6).await;
+    // Uncompressed, so the faults' byte counts are the records' own.
     let config = config(
         &format!("127.0.0.1:{proxy_port}"),
         "orders",
-        &[("KAFKA_MAX_MESSAGE_BYTES", max_message_bytes)],
+        &[
+            ("KAFKA_MAX_MESSAGE_BYTES", max_message_bytes),
+            ("KAFKA_COMPRESSION", "none"),
+        ],
     );
     let producer = KafkaProducer::new(config.kafka.clone());
     Rig {

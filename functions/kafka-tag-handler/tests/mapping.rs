@@ -415,7 +415,7 @@ async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
             10,
         )
         .await;
-        let case = Case::on(
+        let mut case = Case::on(
             broker.direct.clone(),
             format!("127.0.0.1:{front}"),
             mode,
@@ -423,6 +423,11 @@ async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
             (true, true),
         )
         .await;
+        // The refuser looks for the marker in the request's bytes, which a
+        // codec would hide.
+        let mut uncompressed = KafkaConfig::plaintext(vec![format!("127.0.0.1:{front}")]);
+        uncompressed.compression = lambda_stream_kit::kafka::Compression::None;
+        case.producer = KafkaProducer::new(uncompressed);
         let (run, logs) = drive_records(mode, &case, &records, |_| None).await;
         let places = account_for(&case, &run, &logs, &records).await;
         expect(&places, &[(Place::Response, 9), (Place::ErrorTopic, 3)]);

@@ -16,7 +16,7 @@ pub mod producer;
 pub mod relay;
 pub mod tls;
 
-pub use config::{AuthMode, Bootstrap, KafkaConfig};
+pub use config::{AuthMode, Bootstrap, Compression, KafkaConfig};
 pub use producer::{
     Delivery, KafkaProducer, OutgoingRecord, PasswordReader, ProduceError, ProduceOutcome,
 };

@@ -279,8 +279,17 @@ impl KafkaProducer {
                 .push((index, to_rskafka(record)));
         }
 
+        let compression = self.config.compression.into();
         let sends = by_partition.into_iter().map(|(partition, records)| {
-            send_partition(&session, topic, partition, records, limit, deadline)
+            send_partition(
+                &session,
+                topic,
+                partition,
+                records,
+                limit,
+                compression,
+                deadline,
+            )
         });
         for (index, outcome) in futures::future::join_all(sends).await.into_iter().flatten() {
             outcomes[index] = Some(outcome);
@@ -599,6 +608,7 @@ async fn send_partition(
     partition: i32,
     records: Vec<(usize, Record)>,
     limit: usize,
+    compression: Compression,
     deadline: Instant,
 ) -> Vec<(usize, ProduceOutcome)> {
     let mut outcomes = Vec::with_capacity(records.len());
@@ -634,7 +644,7 @@ async fn send_partition(
             continue;
         }
         let (indexes, batch): (Vec<usize>, Vec<Record>) = chunk.into_iter().unzip();
-        let sent = timeout_at(deadline, client.produce(batch, Compression::NoCompression)).await;
+        let sent = timeout_at(deadline, client.produce(batch, compression)).await;
         match sent {
             Ok(Ok(offsets)) if offsets.len() == indexes.len() => {
                 outcomes.extend(
