@@ -145,8 +145,10 @@ const CONNECT: u8 = 1;
 enum RelayError {
     #[error("{0}")]
     Io(#[from] io::Error),
+    /// Not an unauthenticated SOCKS5 CONNECT; the reply code to answer
+    /// with, if the exchange has got that far.
     #[error("not a SOCKS5 CONNECT: {0}")]
-    Protocol(&'static str, u8),
+    Protocol(&'static str, Option<u8>),
 }
 
 async fn serve(mut client: TcpStream, deadline: Instant) {
@@ -154,7 +156,9 @@ async fn serve(mut client: TcpStream, deadline: Instant) {
         Ok(Ok(target)) => target,
         Ok(Err(RelayError::Protocol(what, code))) => {
             tracing::warn!(what, "the broker relay refused a connection");
-            let _ = send_reply(&mut client, code).await;
+            if let Some(code) = code {
+                let _ = send_reply(&mut client, code).await;
+            }
             return;
         }
         Ok(Err(RelayError::Io(_))) | Err(_) => return,
@@ -206,7 +210,7 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Target, RelayError> {
     let [version, method_count] = read_array(client).await?;
     if version != SOCKS_VERSION {
-        return Err(RelayError::Protocol("SOCKS version", version));
+        return Err(RelayError::Protocol("SOCKS version", None));
     }
     let mut methods = vec![0; usize::from(method_count)];
     client.read_exact(&mut methods).await?;
@@ -214,7 +218,7 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
         client
             .write_all(&[SOCKS_VERSION, NO_ACCEPTABLE_METHOD])
             .await?;
-        return Err(RelayError::Protocol("no acceptable method", 0));
+        return Err(RelayError::Protocol("no acceptable method", None));
     }
     client
         .write_all(&[SOCKS_VERSION, NO_AUTHENTICATION])
@@ -224,7 +228,7 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
     if command != CONNECT {
         return Err(RelayError::Protocol(
             "command",
-            reply::COMMAND_NOT_SUPPORTED,
+            Some(reply::COMMAND_NOT_SUPPORTED),
         ));
     }
     let target = match address_type {
@@ -239,7 +243,7 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
             client.read_exact(&mut host).await?;
             let port = u16::from_be_bytes(read_array(client).await?);
             let host = String::from_utf8(host).map_err(|_| {
-                RelayError::Protocol("host name", reply::ADDRESS_TYPE_NOT_SUPPORTED)
+                RelayError::Protocol("host name", Some(reply::ADDRESS_TYPE_NOT_SUPPORTED))
             })?;
             Target::Host(host, port)
         }
@@ -251,7 +255,7 @@ async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
         _ => {
             return Err(RelayError::Protocol(
                 "address type",
-                reply::ADDRESS_TYPE_NOT_SUPPORTED,
+                Some(reply::ADDRESS_TYPE_NOT_SUPPORTED),
             ))
         }
     };
@@ -397,7 +401,7 @@ mod tests {
         let (target, _) = request(&[5, 1, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]).await;
         assert!(matches!(
             target,
-            Err(RelayError::Protocol(_, reply::COMMAND_NOT_SUPPORTED))
+            Err(RelayError::Protocol(_, Some(reply::COMMAND_NOT_SUPPORTED)))
         ));
 
         let (target, _) = request(&[4, 1, 0]).await;

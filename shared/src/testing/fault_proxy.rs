@@ -711,13 +711,17 @@ mod tests {
         d.as_secs_f64() * 1e3
     }
 
+    // The delays below are long against a loaded machine's scheduling
+    // noise, so each bound separates the behaviour from its failure by tens
+    // of milliseconds: the tests check what the line does, not how fast.
+    const ONE_WAY: Duration = Duration::from_millis(50);
+
     #[tokio::test(flavor = "multi_thread")]
-    async fn with_1_ms_each_way_a_ping_pong_takes_2_ms_and_a_little() {
-        let (_proxy, mut client) =
-            proxy_to(echo_server(), Fault::Latency(Duration::from_millis(1))).await;
+    async fn a_ping_pong_is_delayed_once_each_way() {
+        let (_proxy, mut client) = proxy_to(echo_server(), Fault::Latency(ONE_WAY)).await;
         let mut times: Vec<f64> = tokio::task::spawn_blocking(move || {
             let mut reply = [0u8; 64];
-            (0..200)
+            (0..9)
                 .map(|_| {
                     let sent = Instant::now();
                     client.write_all(&[7; 64]).unwrap();
@@ -729,12 +733,11 @@ mod tests {
         .await
         .unwrap();
         times.sort_by(f64::total_cmp);
-        let (median, p90) = (times[100], times[180]);
-        eprintln!("ping-pong over 1 ms each way: median {median:.3} ms, p90 {p90:.3} ms");
-        assert!(
-            (2.0..3.0).contains(&median),
-            "median round trip {median:.3} ms"
-        );
+        eprintln!("ping-pong over 50 ms each way: {times:.3?} ms");
+        // Under 100 ms, a direction went undelayed; over 150 ms, one was
+        // delayed twice.
+        assert!(times[0] >= 100.0, "a round trip took {:.3} ms", times[0]);
+        assert!(times[4] < 150.0, "median round trip {:.3} ms", times[4]);
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -747,8 +750,7 @@ mod tests {
                 let _ = arrivals_tx.send((Instant::now(), n));
             }
         });
-        let (_proxy, mut client) =
-            proxy_to(upstream, Fault::Latency(Duration::from_millis(1))).await;
+        let (_proxy, mut client) = proxy_to(upstream, Fault::Latency(ONE_WAY)).await;
         const CHUNKS: usize = 20;
         const SIZE: usize = 100;
         let sent: Vec<Instant> = tokio::task::spawn_blocking(move || {
@@ -756,11 +758,11 @@ mod tests {
                 .map(|_| {
                     let at = Instant::now();
                     client.write_all(&[1; SIZE]).unwrap();
-                    std::thread::sleep(Duration::from_micros(200));
+                    std::thread::sleep(Duration::from_millis(5));
                     at
                 })
                 .collect();
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(200));
             sent
         })
         .await
@@ -780,26 +782,14 @@ mod tests {
             .zip(&received)
             .map(|(s, r)| millis(r.duration_since(*s)))
             .collect();
-        eprintln!(
-            "burst of {CHUNKS} chunks 0.2 ms apart over 1 ms one way: delays {:?} ms",
-            delays
-                .iter()
-                .map(|d| (d * 1000.0).round() / 1000.0)
-                .collect::<Vec<_>>()
-        );
+        eprintln!("burst of {CHUNKS} chunks 5 ms apart over 50 ms one way: delays {delays:.1?} ms");
         // A chunk queued behind the delays of those before it would come
-        // 1 + 0.8 k ms after it was sent: the last one after 16 ms.
+        // 50 + 45 k ms after it was sent: the last one after 905 ms.
         for (i, delay) in delays.iter().enumerate() {
-            assert!(*delay >= 1.0, "chunk {i} came early: {delay:.3} ms");
-            assert!(*delay < 8.0, "chunk {i} took {delay:.3} ms");
+            assert!(*delay >= 50.0, "chunk {i} came early: {delay:.3} ms");
         }
-        let mut sorted = delays.clone();
-        sorted.sort_by(f64::total_cmp);
-        assert!(
-            sorted[CHUNKS / 2] < 1.5,
-            "median delay {:.3} ms",
-            sorted[CHUNKS / 2]
-        );
+        let last = delays[CHUNKS - 1];
+        assert!(last < 300.0, "the last chunk took {last:.3} ms");
     }
 
     /// A stand-in broker: answers each produce request (v3 to v8) with
