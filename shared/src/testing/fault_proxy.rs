@@ -535,16 +535,18 @@ fn write(
             connection.close();
             return;
         };
-        if to.write_all(&bytes[..allowed]).is_err() {
-            connection.close();
-            return;
-        }
+        // Counted before the write, so a peer that has read the bytes
+        // never finds them uncounted.
         let counter = if to_broker {
             &shared.bytes_to_broker
         } else {
             &shared.bytes_to_client
         };
         counter.fetch_add(allowed as u64, Ordering::SeqCst);
+        if to.write_all(&bytes[..allowed]).is_err() {
+            connection.close();
+            return;
+        }
         if allowed < bytes.len() {
             connection.close();
             return;
