@@ -179,6 +179,16 @@ pub struct PrivateBroker {
 }
 
 impl PrivateBroker {
+    /// A broker that advertises a [`FaultProxy`] in front of it, so that
+    /// every connection a client makes, leaders included, goes through the
+    /// proxy. Clients bootstrap from [`FaultProxy::address`].
+    pub async fn start_behind_proxy() -> (Self, FaultProxy) {
+        let proxy_port = free_port();
+        let broker = Self::start("127.0.0.1", proxy_port).await;
+        let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+        (broker, proxy)
+    }
+
     /// Starts tansu (`TANSU_BIN`) and waits until it accepts connections.
     #[allow(clippy::panic)]
     pub async fn start(advertised_host: &str, advertised_port: u16) -> Self {

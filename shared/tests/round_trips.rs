@@ -30,11 +30,9 @@ struct Rig {
 }
 
 async fn rig(topic: &str) -> Rig {
-    let proxy_port = testing::free_port();
-    let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
-    let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+    let (broker, proxy) = PrivateBroker::start_behind_proxy().await;
     broker.create_topic(topic, PARTITIONS as i32).await;
-    let config = KafkaConfig::plaintext(vec![format!("127.0.0.1:{proxy_port}")]);
+    let config = KafkaConfig::plaintext(vec![proxy.address()]);
     let producer = KafkaProducer::new(config.clone());
     Rig {
         broker,

@@ -13,7 +13,7 @@ use common::{batch, config, expected_value, invoke, seq_of, STREAM_ARN};
 use dynamo_stream_producer::handler::header;
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
 use lambda_stream_kit::kafka::KafkaProducer;
-use lambda_stream_kit::testing::{self, Fault, FaultProxy, PrivateBroker};
+use lambda_stream_kit::testing::{self, Fault, PrivateBroker};
 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
@@ -66,13 +66,11 @@ async fn a_thousand_inserts_land_exactly_as_expected() {
 async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_topic() {
     const TOTAL: usize = 1000;
     const KEYS: usize = 40;
-    let proxy_port = testing::free_port();
-    let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
-    let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+    let (broker, proxy) = PrivateBroker::start_behind_proxy().await;
     let topic = "orders";
     broker.create_topic(topic, 6).await;
 
-    let address = format!("127.0.0.1:{proxy_port}");
+    let address = proxy.address();
     // Small requests, so the batch needs many and the cut lands between them;
     // uncompressed, so the cut's byte count is the records' own.
     let config = config(

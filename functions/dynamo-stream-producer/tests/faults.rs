@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{assert_complete_and_ordered, batch, config, invoke};
 use dynamo_stream_producer::handler::Config;
 use lambda_stream_kit::kafka::KafkaProducer;
-use lambda_stream_kit::testing::{self, Fault, FaultProxy, PrivateBroker};
+use lambda_stream_kit::testing::{Fault, FaultProxy, PrivateBroker};
 
 const KEYS: usize = 40;
 const FIRST_SEQUENCE: usize = 1000;
@@ -26,13 +26,11 @@ struct Rig {
 }
 
 async fn rig(max_message_bytes: &str) -> Rig {
-    let proxy_port = testing::free_port();
-    let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
-    let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+    let (broker, proxy) = PrivateBroker::start_behind_proxy().await;
     broker.create_topic("orders", 6).await;
     // Uncompressed, so the faults' byte counts are the records' own.
     let config = config(
-        &format!("127.0.0.1:{proxy_port}"),
+        &proxy.address(),
         "orders",
         &[
             ("KAFKA_MAX_MESSAGE_BYTES", max_message_bytes),

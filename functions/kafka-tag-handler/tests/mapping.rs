@@ -345,15 +345,13 @@ async fn a_bad_record_ends_where_its_on_error_mode_and_the_poller_mode_put_it() 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn the_broker_lost_mid_batch_loses_nothing_in_either_mode() {
-    use lambda_stream_kit::testing::{Fault, FaultProxy, PrivateBroker};
+    use lambda_stream_kit::testing::{Fault, PrivateBroker};
     for mode in MODES {
         eprintln!("{mode}");
-        let proxy_port = testing::free_port();
-        let broker = PrivateBroker::start("127.0.0.1", proxy_port).await;
-        let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
+        let (broker, proxy) = PrivateBroker::start_behind_proxy().await;
         let case = Case::on(
             broker.direct.clone(),
-            format!("127.0.0.1:{proxy_port}"),
+            proxy.address(),
             mode,
             None,
             (true, true),

@@ -144,6 +144,11 @@ struct State {
 }
 
 impl FaultProxy {
+    /// The `host:port` clients connect to.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// Listens on `port` (loopback) and relays to `upstream`. Panics when
     /// the port cannot be bound.
     #[allow(clippy::panic)]
