@@ -328,8 +328,10 @@ def latency_section(out, summary, chart):
         "",
         "`KAFKA_TCP_NODELAY=false` is ours without the relay: rskafka writes each request's length "
         "and body separately on a socket with Nagle's algorithm on, so the body can wait for the "
-        "receiver's delayed ACK (up to 40 ms on Linux). Its slowest invocation against its median "
-        "shows that stall; the default path should show none.",
+        "receiver's delayed ACK (up to 40 ms on Linux). Whether it does depends on the receiver's ACK "
+        "timing, so it shows in some runs and sizes and not in others; compare its median and slowest "
+        "with the default's in the same row group. The relay costs a loopback hop per request, on the "
+        "caller's runtime.",
         "",
     ] + rows + [""]
     chart["latency"] = chart_data
