@@ -57,7 +57,6 @@ mod capture {
     use std::sync::{Arc, Mutex};
 
     use lambda_runtime::tracing::subscriber::fmt::MakeWriter;
-    use tracing::instrument::WithSubscriber;
 
     /// Log lines recorded by [`capture`], one JSON object each.
     #[derive(Debug, Clone, Default)]
@@ -137,18 +136,66 @@ mod capture {
         }
     }
 
-    /// Runs `future` with a DEBUG-level [`JsonLines`](super::JsonLines)
-    /// subscriber and returns its output together with everything it
-    /// logged. Each line also names its `target`.
+    tokio::task_local! {
+        /// Where the lines of the capture polling this task go.
+        static CAPTURING: Arc<Mutex<Vec<u8>>>;
+    }
+
+    /// The process-wide writer: each line goes to the buffer of the
+    /// [`capture`] whose future wrote it, and lines written outside any
+    /// capture are dropped.
+    #[derive(Debug, Clone, Copy)]
+    struct RouteToCapture;
+
+    /// A writer for one line, bound to its capture's buffer if any.
+    #[derive(Debug)]
+    pub struct RoutedWriter(Option<Arc<Mutex<Vec<u8>>>>);
+
+    impl io::Write for RoutedWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(Ok(mut b)) = self.0.as_ref().map(|b| b.lock()) {
+                b.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for RouteToCapture {
+        type Writer = RoutedWriter;
+        fn make_writer(&'a self) -> Self::Writer {
+            RoutedWriter(CAPTURING.try_with(Arc::clone).ok())
+        }
+    }
+
+    /// Runs `future` under the test process's DEBUG-level
+    /// [`JsonLines`](super::JsonLines) subscriber and returns its output
+    /// together with everything it logged. Each line also names its
+    /// `target`.
+    ///
+    /// One global subscriber routes each line to the capture that wrote it.
+    /// A subscriber per capture, set for its future only, lost lines now
+    /// and then when tests ran in parallel: `tracing` caches per call site
+    /// whether anyone listens, and a site first reached while no such
+    /// subscriber was alive could be cached as unwatched. With one global
+    /// subscriber that never ends, every site is always watched.
     pub async fn capture<F: Future>(future: F) -> (F::Output, CapturedLogs) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = lambda_runtime::tracing::subscriber::fmt()
+                .fmt_fields(lambda_runtime::tracing::subscriber::fmt::format::JsonFields::new())
+                .event_format(super::JsonLines { target: true })
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(RouteToCapture)
+                .finish();
+            // A process that already has a global subscriber keeps it, and
+            // its captures stay empty: the tests that read them then fail.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
         let logs = CapturedLogs::default();
-        let subscriber = lambda_runtime::tracing::subscriber::fmt()
-            .fmt_fields(lambda_runtime::tracing::subscriber::fmt::format::JsonFields::new())
-            .event_format(super::JsonLines { target: true })
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(logs.clone())
-            .finish();
-        let output = future.with_subscriber(subscriber).await;
+        let output = CAPTURING.scope(Arc::clone(&logs.buffer), future).await;
         (output, logs)
     }
 }
