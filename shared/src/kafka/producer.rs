@@ -902,6 +902,33 @@ mod tests {
         assert!(outcomes[0].as_ref().unwrap_err().is_permanent());
     }
 
+    #[tokio::test]
+    async fn broker_connections_go_through_the_relay_unless_turned_off_or_ipv6() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let relayed = KafkaProducer::new(KafkaConfig::plaintext(vec!["b-1.kafka:9092".into()]));
+        let relay = relayed.start_relay(deadline).await;
+        let address = relay.as_ref().map(BrokerRelay::proxy_address);
+        assert!(
+            address
+                .as_deref()
+                .is_some_and(|a| a.starts_with("127.0.0.1:")),
+            "{address:?}"
+        );
+
+        let mut config = KafkaConfig::plaintext(vec!["b-1.kafka:9092".into()]);
+        config.tcp_nodelay = false;
+        assert!(KafkaProducer::new(config)
+            .start_relay(deadline)
+            .await
+            .is_none());
+
+        let ipv6 = KafkaConfig::plaintext(vec!["[::1]:9092".into()]);
+        assert!(KafkaProducer::new(ipv6)
+            .start_relay(deadline)
+            .await
+            .is_none());
+    }
+
     #[test]
     fn record_size_counts_key_value_and_headers() {
         let r = OutgoingRecord {
