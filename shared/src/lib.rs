@@ -8,6 +8,7 @@
 //! | [`config`] | [`config::Env`], typed reads of environment variables, [`config::Secret`] |
 //! | [`kafka`] | connection settings, MSK IAM and SCRAM/PLAIN auth, TLS, the Java-compatible partitioner and the batched producer |
 //! | [`dynamodb`] | `AttributeValue` maps to exact JSON |
+//! | [`lenient`] | one record at a time: typed, or its coordinates and why not |
 //! | [`redact`] | error descriptions that never quote the input (serde_json errors by category and position) |
 //! | [`result`] | the `Ok` / `Dropped` / `ProcessingFailed` / `Split` model and its DoubleCloud and Firehose wire forms |
 //! | [`batch`] | partial batch responses for streams and Kafka |
@@ -35,12 +36,22 @@ pub mod deadline;
 pub mod dynamodb;
 pub mod https;
 pub mod kafka;
+pub mod lenient;
 pub mod redact;
 pub mod result;
 pub mod runtime_api;
 pub mod telemetry;
 #[cfg(feature = "test-util")]
 pub mod testing;
+
+/// The start of every function's `main`: logging ([`telemetry::init`]) and
+/// the one TLS crypto provider (`ring`) as the process default, so that no
+/// library that builds a TLS configuration can find none and panic.
+pub fn init() {
+    telemetry::init();
+    // An error only means a default is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 
 /// The error type handlers return to the Lambda runtime.
 pub type Error = lambda_runtime::Error;

@@ -1,0 +1,120 @@
+//! Reading a batch's records one at a time, so that one bad record cannot
+//! fail the batch.
+//!
+//! Every function reads its event the same way: the batch's list of records
+//! is kept as raw JSON text ([`RawValue`], no tree built), and each record
+//! is then parsed on its own into the function's typed record. When that
+//! fails, a second, minimal type that has only the record's coordinates
+//! (sequence number, offset, record id: every field optional, every other
+//! field ignored) is read from the same text, so the record can still be
+//! reported, dead-lettered or answered for. The reason names the fault by
+//! category and position only ([`crate::redact::json_error`]): it goes into
+//! logs and headers, and must not quote the data.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::redact::json_error;
+
+/// One record, read leniently: the typed record `T`, or the coordinates `C`
+/// that could be had from it and why it did not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lenient<T, C> {
+    /// The record parsed.
+    Parsed(T),
+    /// It did not.
+    Unparsed {
+        /// What of its coordinates could be read (`C::default()` when not
+        /// even those could).
+        coordinates: C,
+        /// Why it did not parse, by category and position.
+        reason: String,
+    },
+}
+
+impl<T, C> Lenient<T, C> {
+    /// The parsed record, or `None`.
+    pub fn parsed(self) -> Option<T> {
+        match self {
+            Self::Parsed(record) => Some(record),
+            Self::Unparsed { .. } => None,
+        }
+    }
+}
+
+/// Parses `raw` as `T`; failing that, reads its coordinates `C`.
+///
+/// `what` names the record in the reason (`"record"` gives
+/// `record does not parse: unexpected JSON (data error at line 1, column 9)`).
+pub fn read<'de, T, C>(raw: &'de RawValue, what: &str) -> Lenient<T, C>
+where
+    T: Deserialize<'de>,
+    C: Deserialize<'de> + Default,
+{
+    match serde_json::from_str::<T>(raw.get()) {
+        Ok(record) => Lenient::Parsed(record),
+        Err(error) => Lenient::Unparsed {
+            coordinates: serde_json::from_str(raw.get()).unwrap_or_default(),
+            reason: format!("{what} does not parse: {}", json_error(&error)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Record {
+        id: String,
+        count: u32,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    struct Coordinates {
+        id: Option<String>,
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_good_record_parses() {
+        let got: Lenient<Record, Coordinates> = read(&raw(r#"{"id":"a","count":2}"#), "record");
+        assert_eq!(
+            got,
+            Lenient::Parsed(Record {
+                id: "a".into(),
+                count: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_bad_record_keeps_its_coordinates_and_the_reason_never_quotes_it() {
+        let got: Lenient<Record, Coordinates> =
+            read(&raw(r#"{"id":"a","count":"hunter2-SECRET"}"#), "record");
+        let Lenient::Unparsed {
+            coordinates,
+            reason,
+        } = got
+        else {
+            panic!("parsed")
+        };
+        assert_eq!(coordinates.id.as_deref(), Some("a"));
+        assert!(reason.starts_with("record does not parse: "), "{reason}");
+        assert!(!reason.contains("hunter2"), "{reason}");
+    }
+
+    #[test]
+    fn coordinates_of_the_wrong_type_are_left_out() {
+        let got: Lenient<Record, Coordinates> = read(&raw(r#"{"id":7}"#), "record");
+        assert!(matches!(got, Lenient::Unparsed { coordinates, .. } if coordinates.id.is_none()));
+        let got: Lenient<Record, Coordinates> = read(&raw("[1,2]"), "item");
+        assert!(
+            matches!(&got, Lenient::Unparsed { reason, .. } if reason.starts_with("item does not parse")),
+            "{got:?}"
+        );
+    }
+}
