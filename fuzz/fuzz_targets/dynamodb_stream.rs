@@ -24,16 +24,15 @@
 use std::sync::OnceLock;
 
 use aws_lambda_events::dynamodb::EventRecord;
-use dynamo_stream_producer::handler::{function_handler, Config, StreamBatch};
+use dynamo_stream_producer::config::Config;
+use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::kafka::KafkaProducer;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 struct Setup {
-    config: Config,
-    producer: KafkaProducer,
+    app: App,
 }
 
 fn setups() -> &'static [Setup; 2] {
@@ -45,8 +44,9 @@ fn setups() -> &'static [Setup; 2] {
             let mut all = vec![("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")];
             all.extend_from_slice(pairs);
             let config = Config::from_env(&Env::from_pairs(&all)).expect("a valid configuration");
-            let producer = KafkaProducer::new(config.kafka.clone());
-            Setup { config, producer }
+            Setup {
+                app: App::new(config),
+            }
         };
         [
             setup(&[
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
 fn check(batch: &StreamBatch, setup: &Setup) {
     let expected = batch.records.as_ref().map(|records| {
         records.iter().find_map(|raw| {
-            let (skipped, sequence_number) = judge(raw.get(), &setup.config);
+            let (skipped, sequence_number) = judge(raw.get(), &setup.app.config);
             (!skipped).then_some(sequence_number)
         })
     });
@@ -84,8 +84,7 @@ fn check(batch: &StreamBatch, setup: &Setup) {
     let mut context = Context::default();
     context.deadline = epoch_ms().saturating_sub(3_600_000);
     let answer = stream_fuzz::block_on(function_handler(
-        &setup.producer,
-        &setup.config,
+        &setup.app,
         LambdaEvent::new(payload, context),
     ));
 

@@ -11,7 +11,8 @@
 //! category and position only ([`crate::redact::json_error`]): it goes into
 //! logs and headers, and must not quote the data.
 
-use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::redact::json_error;
@@ -60,6 +61,41 @@ where
     }
 }
 
+/// `deserialize_with` for one coordinate field: its text when it is a
+/// string, `None` when it is anything else, so one odd field does not cost
+/// the others.
+pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrOther {
+        Text(String),
+        Other(IgnoredAny),
+    }
+    Ok(match TextOrOther::deserialize(deserializer)? {
+        TextOrOther::Text(text) => Some(text),
+        TextOrOther::Other(_) => None,
+    })
+}
+
+/// `deserialize_with` for a nested group of coordinates: its default when
+/// it is not of the expected shape.
+pub fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ShapeOrOther<T> {
+        Shape(T),
+        Other(IgnoredAny),
+    }
+    Ok(match ShapeOrOther::deserialize(deserializer)? {
+        ShapeOrOther::Shape(value) => value,
+        ShapeOrOther::Other(_) => T::default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +108,16 @@ mod tests {
 
     #[derive(Debug, Default, Deserialize, PartialEq)]
     struct Coordinates {
+        #[serde(default, deserialize_with = "text")]
         id: Option<String>,
+        #[serde(default, deserialize_with = "or_default")]
+        inner: Inner,
+    }
+
+    #[derive(Debug, Default, Deserialize, PartialEq)]
+    struct Inner {
+        #[serde(default, deserialize_with = "text")]
+        sequence: Option<String>,
     }
 
     fn raw(text: &str) -> Box<RawValue> {
@@ -108,9 +153,20 @@ mod tests {
     }
 
     #[test]
-    fn coordinates_of_the_wrong_type_are_left_out() {
-        let got: Lenient<Record, Coordinates> = read(&raw(r#"{"id":7}"#), "record");
-        assert!(matches!(got, Lenient::Unparsed { coordinates, .. } if coordinates.id.is_none()));
+    fn coordinates_of_the_wrong_type_are_left_out_one_by_one() {
+        let got: Lenient<Record, Coordinates> =
+            read(&raw(r#"{"id":7,"inner":{"sequence":"9"}}"#), "record");
+        let Lenient::Unparsed { coordinates, .. } = got else {
+            panic!("parsed")
+        };
+        assert_eq!(coordinates.id, None);
+        assert_eq!(coordinates.inner.sequence.as_deref(), Some("9"));
+        let got: Lenient<Record, Coordinates> = read(&raw(r#"{"id":"a","inner":[1]}"#), "record");
+        let Lenient::Unparsed { coordinates, .. } = got else {
+            panic!("parsed")
+        };
+        assert_eq!(coordinates.id.as_deref(), Some("a"));
+        assert_eq!(coordinates.inner, Inner::default());
         let got: Lenient<Record, Coordinates> = read(&raw("[1,2]"), "item");
         assert!(
             matches!(&got, Lenient::Unparsed { reason, .. } if reason.starts_with("item does not parse")),

@@ -9,6 +9,7 @@
 //! | [`kafka`] | connection settings, MSK IAM and SCRAM/PLAIN auth, TLS, the Java-compatible partitioner and the batched producer |
 //! | [`dynamodb`] | `AttributeValue` maps to exact JSON |
 //! | [`lenient`] | one record at a time: typed, or its coordinates and why not |
+//! | [`pipeline`] | one batch from records to Kafka and back to the source's answer: [`pipeline::RecordHandler`], [`pipeline::Sink`], [`pipeline::process_partial_response`] |
 //! | [`redact`] | error descriptions that never quote the input (serde_json errors by category and position) |
 //! | [`result`] | the `Ok` / `Dropped` / `ProcessingFailed` / `Split` model and its DoubleCloud and Firehose wire forms |
 //! | [`batch`] | partial batch responses for streams and Kafka |
@@ -37,6 +38,7 @@ pub mod dynamodb;
 pub mod https;
 pub mod kafka;
 pub mod lenient;
+pub mod pipeline;
 pub mod redact;
 pub mod result;
 pub mod runtime_api;

@@ -30,10 +30,10 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use dynamo_stream_producer::handler::{function_handler, Config, StreamBatch};
+use dynamo_stream_producer::config::Config;
+use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::kafka::KafkaProducer;
 
 struct Args {
     event: String,
@@ -82,15 +82,11 @@ fn parse_args() -> Result<Option<Args>, String> {
     }))
 }
 
-async fn call(producer: &KafkaProducer, config: &Config, text: &[u8]) -> Result<(), String> {
+async fn call(app: &App, text: &[u8]) -> Result<(), String> {
     let batch: StreamBatch = serde_json::from_slice(text).map_err(|e| e.to_string())?;
-    let answer = function_handler(
-        producer,
-        config,
-        LambdaEvent::new(batch, Context::default()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let answer = function_handler(app, LambdaEvent::new(batch, Context::default()))
+        .await
+        .map_err(|e| e.to_string())?;
     if answer.batch_item_failures.is_empty() {
         Ok(())
     } else {
@@ -114,12 +110,12 @@ async fn bench(args: &Args) -> Result<serde_json::Value, String> {
     pairs.extend(args.settings.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let env = Env::from_pairs(&pairs);
     let config = Config::from_env(&env).map_err(|e| e.to_string())?;
-    let producer = KafkaProducer::new(config.kafka.clone());
-    call(&producer, &config, &text).await?;
+    let app = App::new(config);
+    call(&app, &text).await?;
     let mut runs_ms = Vec::with_capacity(args.runs);
     for _ in 0..args.runs {
         let start = Instant::now();
-        call(&producer, &config, &text).await?;
+        call(&app, &text).await?;
         runs_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
     Ok(serde_json::json!({

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{batch, config, expected_value, invoke, seq_of, STREAM_ARN};
-use dynamo_stream_producer::handler::header;
+use dynamo_stream_producer::change::header;
+use dynamo_stream_producer::handler::App;
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
-use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::testing::{self, Fault, PrivateBroker};
 
 #[tokio::test]
@@ -22,13 +22,10 @@ async fn a_thousand_inserts_land_exactly_as_expected() {
     let topic = testing::unique_topic("ddb-1000");
     testing::create_topic(&broker, &topic, 6).await.unwrap();
     let config = config(&broker, &topic, &[]);
-    let producer = KafkaProducer::new(config.kafka.clone());
+    let app = App::new(config.clone());
 
     let (event, indexes) = batch(0..1000, 1000);
-    assert_eq!(
-        invoke(&producer, &config, &event, Duration::from_secs(30)).await,
-        None
-    );
+    assert_eq!(invoke(&app, &event, Duration::from_secs(30)).await, None);
 
     let landed = testing::read_topic(&broker, &topic, 6, 1000, Duration::from_secs(30))
         .await
@@ -81,12 +78,12 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
             ("KAFKA_COMPRESSION", "none"),
         ],
     );
-    let producer = KafkaProducer::new(config.kafka.clone());
+    let app = App::new(config.clone());
     proxy.set(Fault::CutAfter(120_000));
 
     let (event, _) = batch(0..TOTAL, KEYS);
     let started = std::time::Instant::now();
-    let reported = invoke(&producer, &config, &event, Duration::from_secs(6))
+    let reported = invoke(&app, &event, Duration::from_secs(6))
         .await
         .expect("the cut must leave records unacknowledged");
     assert!(
@@ -134,10 +131,7 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
 
     // Lambda redelivers from the reported record.
     let (retry, _) = batch(first_failed..TOTAL, KEYS);
-    assert_eq!(
-        invoke(&producer, &config, &retry, Duration::from_secs(20)).await,
-        None
-    );
+    assert_eq!(invoke(&app, &retry, Duration::from_secs(20)).await, None);
 
     common::assert_complete_and_ordered(&broker.direct, topic, TOTAL).await;
     broker.stop().await;
@@ -152,7 +146,7 @@ async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reaso
     testing::create_topic(&broker, &topic, 6).await.unwrap();
     testing::create_topic(&broker, &dlq, 1).await.unwrap();
     let config = config(&broker, &topic, &[("DEAD_LETTER_TOPIC", dlq.as_str())]);
-    let producer = KafkaProducer::new(config.kafka.clone());
+    let app = App::new(config.clone());
 
     let poison = [
         (
@@ -191,7 +185,7 @@ async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reaso
         let path = format!("{}/../../events/bad/{file}", env!("CARGO_MANIFEST_DIR"));
         let event = std::fs::read_to_string(path).unwrap();
         assert_eq!(
-            invoke(&producer, &config, &event, Duration::from_secs(20)).await,
+            invoke(&app, &event, Duration::from_secs(20)).await,
             None,
             "{file}"
         );

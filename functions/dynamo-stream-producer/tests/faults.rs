@@ -11,8 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_complete_and_ordered, batch, config, invoke};
-use dynamo_stream_producer::handler::Config;
-use lambda_stream_kit::kafka::KafkaProducer;
+use dynamo_stream_producer::handler::App;
 use lambda_stream_kit::testing::{Fault, FaultProxy, PrivateBroker};
 
 const KEYS: usize = 40;
@@ -21,8 +20,7 @@ const FIRST_SEQUENCE: usize = 1000;
 struct Rig {
     broker: PrivateBroker,
     proxy: FaultProxy,
-    config: Config,
-    producer: KafkaProducer,
+    app: App,
 }
 
 async fn rig(max_message_bytes: &str) -> Rig {
@@ -37,12 +35,10 @@ async fn rig(max_message_bytes: &str) -> Rig {
             ("KAFKA_COMPRESSION", "none"),
         ],
     );
-    let producer = KafkaProducer::new(config.kafka.clone());
     Rig {
         broker,
         proxy,
-        config,
-        producer,
+        app: App::new(config),
     }
 }
 
@@ -60,7 +56,7 @@ async fn invoke_until_complete(
     let proxy = rig.proxy.clone();
     let started = Instant::now();
     let (reported, ()) = tokio::join!(
-        invoke(&rig.producer, &rig.config, &event, budget),
+        invoke(&rig.app, &event, budget),
         async move { during(proxy) }
     );
     let took = started.elapsed();
@@ -75,7 +71,7 @@ async fn invoke_until_complete(
         eprintln!("first unacknowledged record: {from} of {total}");
         let (retry, _) = batch(from..total, KEYS);
         assert_eq!(
-            invoke(&rig.producer, &rig.config, &retry, Duration::from_secs(20)).await,
+            invoke(&rig.app, &retry, Duration::from_secs(20)).await,
             None
         );
     }

@@ -14,10 +14,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use dynamo_stream_producer::handler::{function_handler, Config, StreamBatch};
+use dynamo_stream_producer::config::Config;
+use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::testing::stream_mapping::{
     run_shard, sequence_number, Invocation, OnFailure, StreamKind, StreamRecord, Template,
 };
@@ -66,10 +66,10 @@ fn stream_records(event: &str, age: Duration) -> Vec<StreamRecord> {
         .collect()
 }
 
-async fn invoke(producer: &KafkaProducer, config: &Config, event: Value) -> Invocation {
+async fn invoke(app: &App, event: Value) -> Invocation {
     let batch: StreamBatch = serde_json::from_value(event).unwrap();
     let context = common::context(Duration::from_secs(3));
-    match function_handler(producer, config, LambdaEvent::new(batch, context)).await {
+    match function_handler(app, LambdaEvent::new(batch, context)).await {
         Ok(response) => Invocation::Answered(serde_json::to_value(response).unwrap()),
         Err(error) => Invocation::Failed(error.to_string()),
     }
@@ -110,9 +110,9 @@ async fn a_broker_outage_past_the_age_limit_keeps_the_batch_in_s3_and_the_replay
 
     // The outage: nothing listens where the brokers should be.
     let down = deployed_config(&format!("127.0.0.1:{}", free_port()), &names);
-    let producer = KafkaProducer::new(down.kafka.clone());
+    let app = App::new(down.clone());
     let run = run_shard(&settings, StreamKind::DynamoDb, &records, |event| {
-        invoke(&producer, &down, event)
+        invoke(&app, event)
     })
     .await;
     assert!(
@@ -137,10 +137,10 @@ async fn a_broker_outage_past_the_age_limit_keeps_the_batch_in_s3_and_the_replay
 
     // The broker is back: the replay sends the stored event as it was.
     let up = deployed_config(&broker, &names);
-    let producer = KafkaProducer::new(up.kafka.clone());
+    let app = App::new(up.clone());
     let payload: Value =
         serde_json::from_str(run.on_failure[0]["payload"].as_str().unwrap()).unwrap();
-    match invoke(&producer, &up, payload).await {
+    match invoke(&app, payload).await {
         Invocation::Answered(answer) => {
             assert_eq!(answer, serde_json::json!({"batchItemFailures": []}))
         }
@@ -173,7 +173,7 @@ async fn poison_records_among_good_ones_go_to_the_dead_letter_topic_and_never_bl
             ("DEAD_LETTER_TOPIC", dlq.as_str()),
         ],
     );
-    let producer = KafkaProducer::new(config.kafka.clone());
+    let app = App::new(config.clone());
 
     // Good records with the poison fixtures between them.
     let (good, _) = common::batch(0..4, 4);
@@ -187,7 +187,7 @@ async fn poison_records_among_good_ones_go_to_the_dead_letter_topic_and_never_bl
         records.insert(1 + 2 * i, poison[0].clone());
     }
     let run = run_shard(&settings, StreamKind::DynamoDb, &records, |event| {
-        invoke(&producer, &config, event)
+        invoke(&app, event)
     })
     .await;
 

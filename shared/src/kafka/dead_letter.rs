@@ -4,7 +4,7 @@
 //! at least as large as that record. When the record is near or over
 //! `KAFKA_MAX_MESSAGE_BYTES`, the dead letter is too, the producer refuses
 //! it, and the record is then neither published nor dead-lettered: it can
-//! only be retried, forever. [`KafkaProducer::fit_dead_letter`] turns such a
+//! only be retried, forever. [`fit_dead_letter`] (and [`Sink::fit_dead_letter`]) turns such a
 //! dead letter into a stub that fits: the parts that made it large are left
 //! out, one at a time, and what remains names the record (its coordinates),
 //! says why it failed, and gives its original size, so it can be found at
@@ -14,7 +14,9 @@
 //! value goes first (it is what is large, and the source still has it), then
 //! the key, then every header but the ones the caller marks essential.
 
-use crate::kafka::producer::{KafkaProducer, OutgoingRecord};
+use crate::kafka::producer::OutgoingRecord;
+#[cfg(doc)]
+use crate::pipeline::Sink;
 
 /// Header on a stub: the size in bytes ([`OutgoingRecord::size`]) the full
 /// dead letter would have had. Its presence marks the record as a stub.
@@ -23,52 +25,50 @@ pub const ORIGINAL_BYTES_HEADER: &str = "dlq-original-bytes";
 /// `key` and `headers`.
 pub const LEFT_OUT_HEADER: &str = "dlq-left-out";
 
-impl KafkaProducer {
-    /// `letter` as it is when it fits; otherwise a stub of it that does
-    /// (see the module doc). `essential` names the headers a stub keeps in
-    /// every case (the coordinates and the reason); they should be short,
-    /// since nothing else is cut to make room for them: with headers of a
-    /// few hundred bytes the stub fits any limit the configuration allows.
-    pub fn fit_dead_letter(
-        &self,
-        mut letter: OutgoingRecord,
-        essential: &[&str],
-    ) -> OutgoingRecord {
-        if self.fits(&letter) {
-            return letter;
-        }
-        let original = letter.size();
-        let mut left_out = Vec::new();
-        let marks = |letter: &mut OutgoingRecord, left_out: &[&str]| {
-            letter.headers.insert(
-                ORIGINAL_BYTES_HEADER.to_owned(),
-                original.to_string().into_bytes(),
-            );
-            letter
-                .headers
-                .insert(LEFT_OUT_HEADER.to_owned(), left_out.join(",").into_bytes());
-        };
-
-        letter.value = None;
-        left_out.push("value");
-        marks(&mut letter, &left_out);
-        if self.fits(&letter) {
-            return letter;
-        }
-        if letter.key.take().is_some() {
-            left_out.push("key");
-            marks(&mut letter, &left_out);
-            if self.fits(&letter) {
-                return letter;
-            }
-        }
+/// `letter` as it is when `fits` accepts it; otherwise a stub of it that
+/// does (see the module doc). `essential` names the headers a stub keeps in
+/// every case (the coordinates and the reason); they should be short, since
+/// nothing else is cut to make room for them: with headers of a few hundred
+/// bytes the stub fits any limit the configuration allows.
+pub fn fit_dead_letter(
+    mut letter: OutgoingRecord,
+    essential: &[&str],
+    fits: impl Fn(&OutgoingRecord) -> bool,
+) -> OutgoingRecord {
+    if fits(&letter) {
+        return letter;
+    }
+    let original = letter.size();
+    let mut left_out = Vec::new();
+    let marks = |letter: &mut OutgoingRecord, left_out: &[&str]| {
+        letter.headers.insert(
+            ORIGINAL_BYTES_HEADER.to_owned(),
+            original.to_string().into_bytes(),
+        );
         letter
             .headers
-            .retain(|name, _| essential.contains(&name.as_str()));
-        left_out.push("headers");
-        marks(&mut letter, &left_out);
-        letter
+            .insert(LEFT_OUT_HEADER.to_owned(), left_out.join(",").into_bytes());
+    };
+
+    letter.value = None;
+    left_out.push("value");
+    marks(&mut letter, &left_out);
+    if fits(&letter) {
+        return letter;
     }
+    if letter.key.take().is_some() {
+        left_out.push("key");
+        marks(&mut letter, &left_out);
+        if fits(&letter) {
+            return letter;
+        }
+    }
+    letter
+        .headers
+        .retain(|name, _| essential.contains(&name.as_str()));
+    left_out.push("headers");
+    marks(&mut letter, &left_out);
+    letter
 }
 
 #[cfg(test)]
@@ -76,7 +76,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::kafka::KafkaConfig;
+    use crate::kafka::{KafkaConfig, KafkaProducer};
+    use crate::pipeline::Sink;
 
     fn producer(max_message_bytes: usize) -> KafkaProducer {
         let mut config = KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]);

@@ -150,6 +150,11 @@ impl ProduceError {
     }
 }
 
+/// Whether `record` fits in a request of at most `max_message_bytes`.
+pub(crate) fn record_fits(record: &OutgoingRecord, max_message_bytes: usize) -> bool {
+    record.size() + RECORD_OVERHEAD + BATCH_OVERHEAD <= max_message_bytes
+}
+
 /// The per-record outcome of [`KafkaProducer::produce`], in input order.
 pub type ProduceOutcome = Result<Delivery, ProduceError>;
 
@@ -230,7 +235,7 @@ impl KafkaProducer {
     /// [`ProduceError::TooLarge`]; callers can check first and route it
     /// elsewhere.
     pub fn fits(&self, record: &OutgoingRecord) -> bool {
-        record.size() + RECORD_OVERHEAD + BATCH_OVERHEAD <= self.config.max_message_bytes
+        record_fits(record, self.config.max_message_bytes)
     }
 
     /// Sends `records` to `topic` and reports, per record and in order,

@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamo_stream_producer::handler::{function_handler, Config, StreamBatch};
+use dynamo_stream_producer::config::Config;
+use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::testing;
 
 pub const STREAM_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026";
@@ -64,14 +64,9 @@ pub fn config(broker: &str, topic: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_env(&Env::from_pairs(&pairs)).unwrap()
 }
 
-pub async fn invoke(
-    producer: &KafkaProducer,
-    config: &Config,
-    event: &str,
-    budget: Duration,
-) -> Option<String> {
+pub async fn invoke(app: &App, event: &str, budget: Duration) -> Option<String> {
     let batch: StreamBatch = serde_json::from_str(event).unwrap();
-    let response = function_handler(producer, config, LambdaEvent::new(batch, context(budget)))
+    let response = function_handler(app, LambdaEvent::new(batch, context(budget)))
         .await
         .unwrap();
     assert!(response.batch_item_failures.len() <= 1);
