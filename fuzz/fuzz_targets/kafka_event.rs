@@ -29,7 +29,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use kafka_tag_handler::config::{Config, OnError};
-use kafka_tag_handler::handler::HandlerError;
+use kafka_tag_handler::connector::ConnectorError;
 use kafka_tag_handler::rules::{RulesSource, Tagger};
 use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{connector, source, visit, App};
@@ -54,6 +54,8 @@ fn apps() -> &'static [App; 3] {
                 partial_batch_responses: true,
             },
             tagger: tagger.clone(),
+            // For building dead letters; `plan` does no I/O with it.
+            sink: KafkaProducer::new(KafkaConfig::plaintext(vec!["127.0.0.1:1".into()])),
         })
     })
 }
@@ -191,15 +193,11 @@ fn check_tags(tagged: &Value) {
     );
 }
 
-/// A producer for building dead letters; `plan` does no I/O with it.
-fn producer() -> &'static KafkaProducer {
-    static PRODUCER: OnceLock<KafkaProducer> = OnceLock::new();
-    PRODUCER.get_or_init(|| KafkaProducer::new(KafkaConfig::plaintext(vec!["127.0.0.1:1".into()])))
-}
-
 fn check_connector(items: &[Value]) {
     let [fail, log, dlq] = apps();
-    let plan = |app: &App| connector::plan(items.to_vec(), app, TAGGED_AT, producer());
+    let plan = |app: &App| {
+        connector::plan(items.to_vec(), &app.config, &app.tagger, TAGGED_AT, &app.sink)
+    };
     let logged = plan(log).expect("log mode answers").entries;
     let dead_lettered = plan(dlq).expect("dlq answers");
     assert_eq!(logged.len(), items.len(), "one entry per item");
@@ -224,7 +222,7 @@ fn check_connector(items: &[Value]) {
     }
     for letter in &dead_lettered.dead_letters {
         assert!(
-            producer().fits(&letter.record),
+            dlq.sink.fits(&letter.record),
             "a dead letter too large to send"
         );
     }
@@ -239,7 +237,7 @@ fn check_connector(items: &[Value]) {
                 "fail mode answered an error entry"
             );
         }
-        Err(HandlerError::ConnectorRecord { index, .. }) => {
+        Err(ConnectorError::Record { index, .. }) => {
             assert!(is_error(&logged[index]), "fail mode failed on a good item");
             assert!(
                 !logged[..index].iter().any(is_error),

@@ -23,8 +23,10 @@
 //! 3. publishes and dead-letters with one produce call per topic, both at
 //!    once, bounded by the caller's deadline;
 //! 4. gives each record its [`Disposition`] and logs one summary line
-//!    (plus a WARN line per record set aside, and one per group whose
-//!    publishing failed);
+//!    (`batch done`), a WARN line per record set aside (`record set aside`,
+//!    with its position, `kind`, `reason` and `action`: `dead-letter`,
+//!    `skip` or `report`), one per dead letter sent or not, and one per
+//!    group whose publishing failed;
 //! 5. answers: the first record not done for a stream, every record not
 //!    done for a Kafka mapping that honours partial batch responses, a
 //!    failed invocation for one that does not.
@@ -515,47 +517,37 @@ impl<H: RecordHandler, S: Sink + ?Sized> Run<'_, H, S> {
     /// the record is done or on its way to being done (dead-lettered).
     fn set_aside(&mut self, index: usize, mapped: Mapped) -> bool {
         let record = self.records[index];
-        let position = &self.entries[index].position;
-        let (disposition, done) = match mapped {
-            Mapped::Publish(_) => unreachable_publish(),
-            Mapped::DeadLetter(why) => match self.topics.dead_letters {
-                Some(_) => {
-                    let letter = self
-                        .sink
-                        .fit_dead_letter(self.handler.dead_letter(record, &why), &[]);
-                    self.letters.push((index, why, letter));
-                    (Disposition::HeldBack, true)
-                }
-                None => {
-                    warn_at!(
-                        position,
-                        kind = why.kind,
-                        reason = %why.message,
-                        "record cannot be published and no dead-letter topic is set; reporting it"
-                    );
-                    (Disposition::Failed(why.message), false)
-                }
-            },
-            Mapped::Skip(None) => (Disposition::Skipped, true),
-            Mapped::Skip(Some(why)) => {
-                warn_at!(
-                    position,
-                    kind = why.kind,
-                    reason = %why.message,
-                    "record cannot be published; skipped, this line is its only trace"
-                );
-                (Disposition::Skipped, true)
+        let (why, action, disposition, done) = match mapped {
+            Mapped::Publish(_) => return unreachable_publish(&mut self.entries[index]),
+            Mapped::Skip(None) => {
+                self.entries[index].disposition = Disposition::Skipped;
+                return true;
             }
+            Mapped::DeadLetter(why) if self.topics.dead_letters.is_some() => {
+                let letter = self
+                    .sink
+                    .fit_dead_letter(self.handler.dead_letter(record, &why), &[]);
+                self.letters.push((index, why.clone(), letter));
+                (why, "dead-letter", Disposition::HeldBack, true)
+            }
+            Mapped::DeadLetter(why) => {
+                let failed = Disposition::Failed(why.message.clone());
+                (why, "report (no dead-letter topic is set)", failed, false)
+            }
+            Mapped::Skip(Some(why)) => (why, "skip", Disposition::Skipped, true),
             Mapped::Fail(why) => {
-                warn_at!(
-                    position,
-                    kind = why.kind,
-                    reason = %why.message,
-                    "record cannot be published; reporting it, and holding back the rest of its group"
-                );
-                (Disposition::Failed(why.message), false)
+                let failed = Disposition::Failed(why.message.clone());
+                (why, "report", failed, false)
             }
         };
+        // For a skipped record this line is its only trace.
+        warn_at!(
+            &self.entries[index].position,
+            kind = why.kind,
+            reason = %why.message,
+            action,
+            "record set aside"
+        );
         self.entries[index].disposition = disposition;
         done
     }
@@ -615,13 +607,11 @@ impl<H: RecordHandler, S: Sink + ?Sized> Run<'_, H, S> {
     }
 }
 
-/// [`RecordHandler::refused`] and [`Run::set_aside`] never see a record to
-/// publish: `process` sends those and maps a refusal to `Fail`.
-fn unreachable_publish() -> (Disposition, bool) {
-    (
-        Disposition::Failed("the handler asked to publish a refused record".into()),
-        false,
-    )
+/// [`Run::set_aside`] never sees a record to publish: `process` sends
+/// those and turns a refusal answered with `Publish` into `Fail`.
+fn unreachable_publish(entry: &mut Entry) -> bool {
+    entry.disposition = Disposition::Failed("the handler asked to publish a refused record".into());
+    false
 }
 
 /// Sends one topic's records; nothing at all when there are none.

@@ -20,13 +20,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use lambda_stream_kit::kafka::{KafkaProducer, OutgoingRecord};
+use lambda_stream_kit::kafka::OutgoingRecord;
+use lambda_stream_kit::pipeline::{Rejection, Sink};
 use lambda_stream_kit::redact;
 
-use crate::handler::{
-    ERROR_KIND_HEADER, ERROR_MESSAGE_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER,
-    SOURCE_TOPIC_HEADER,
-};
+/// Header naming the topic a record was read from.
+pub const SOURCE_TOPIC_HEADER: &str = "source-topic";
+/// Header naming the partition a record was read from (decimal text).
+pub const SOURCE_PARTITION_HEADER: &str = "source-partition";
+/// Header naming the offset a record was read from (decimal text).
+pub const SOURCE_OFFSET_HEADER: &str = "source-offset";
+/// Dead-letter header with the [`ErrorKind`] (`not-json`, …).
+pub const ERROR_KIND_HEADER: &str = "error-kind";
+/// Dead-letter header with the human-readable reason.
+pub const ERROR_MESSAGE_HEADER: &str = "error-message";
 
 /// The longest message a [`BadRecord`] keeps, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = redact::MAX_REASON_BYTES;
@@ -89,6 +96,12 @@ pub struct BadRecord {
     pub message: String,
 }
 
+impl From<BadRecord> for Rejection {
+    fn from(bad: BadRecord) -> Self {
+        Rejection::new(bad.kind.as_str(), bad.message)
+    }
+}
+
 impl BadRecord {
     /// A bad record of `kind`; `message` is cut to [`MAX_MESSAGE_BYTES`].
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -148,8 +161,8 @@ pub struct RawRecord {
 pub fn dead_letter(
     raw: RawRecord,
     at: Coordinates<'_>,
-    bad: &BadRecord,
-    producer: &KafkaProducer,
+    why: &Rejection,
+    sink: &(impl Sink + ?Sized),
 ) -> OutgoingRecord {
     let RawRecord {
         key,
@@ -158,29 +171,26 @@ pub fn dead_letter(
         timestamp,
     } = raw;
     add_source_headers(&mut headers, at);
-    headers.insert(
-        ERROR_KIND_HEADER.into(),
-        bad.kind.as_str().as_bytes().to_vec(),
-    );
-    headers.insert(ERROR_MESSAGE_HEADER.into(), bad.message.as_bytes().to_vec());
+    headers.insert(ERROR_KIND_HEADER.into(), why.kind.as_bytes().to_vec());
+    headers.insert(ERROR_MESSAGE_HEADER.into(), why.message.as_bytes().to_vec());
     let letter = OutgoingRecord {
         key,
         value,
         headers,
         timestamp,
     };
-    producer.fit_dead_letter(letter, &ESSENTIAL_HEADERS)
+    sink.fit_dead_letter(letter, &ESSENTIAL_HEADERS)
 }
 
 #[cfg(test)]
 mod tests {
     use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
-    use lambda_stream_kit::kafka::KafkaConfig;
+    use lambda_stream_kit::pipeline::MemorySink;
 
     use super::*;
 
-    fn producer() -> KafkaProducer {
-        KafkaProducer::new(KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]))
+    fn producer() -> MemorySink {
+        MemorySink::new()
     }
 
     const AT: Coordinates<'static> = Coordinates {
@@ -209,7 +219,7 @@ mod tests {
             timestamp: DateTime::from_timestamp_millis(1_722_183_591_278),
         };
         let bad = BadRecord::new(ErrorKind::NotJson, "invalid JSON");
-        let letter = dead_letter(raw.clone(), AT, &bad, &producer());
+        let letter = dead_letter(raw.clone(), AT, &bad.into(), &producer());
         assert_eq!(letter.key, raw.key);
         assert_eq!(letter.value, raw.value);
         assert_eq!(letter.timestamp, raw.timestamp);
@@ -229,7 +239,7 @@ mod tests {
             ..Coordinates::default()
         };
         let bad = BadRecord::new(ErrorKind::MalformedRecord, "no offset");
-        let letter = dead_letter(RawRecord::default(), at, &bad, &producer());
+        let letter = dead_letter(RawRecord::default(), at, &bad.into(), &producer());
         assert_eq!(letter.headers[SOURCE_TOPIC_HEADER], b"page-visits");
         assert!(!letter.headers.contains_key(SOURCE_PARTITION_HEADER));
         assert!(!letter.headers.contains_key(SOURCE_OFFSET_HEADER));
@@ -250,7 +260,7 @@ mod tests {
             ErrorKind::NotJson,
             "invalid JSON (syntax error at line 1, column 2)",
         );
-        let letter = dead_letter(raw, AT, &bad, &producer);
+        let letter = dead_letter(raw, AT, &bad.into(), &producer);
         assert!(producer.fits(&letter));
         assert_eq!((letter.key.as_ref(), letter.value.as_ref()), (None, None));
         assert_eq!(letter.headers[SOURCE_OFFSET_HEADER], b"40");

@@ -35,15 +35,59 @@
 use std::collections::BTreeMap;
 
 use chrono::DateTime;
-use lambda_stream_kit::kafka::{Delivery, KafkaProducer, OutgoingRecord};
+use lambda_stream_kit::kafka::{Delivery, OutgoingRecord, ProduceError};
+use lambda_stream_kit::pipeline::Sink;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::bad_record::{self, BadRecord, Coordinates, ErrorKind, RawRecord};
-use crate::config::OnError;
-use crate::handler::{App, HandlerError};
+use crate::config::{Config, OnError};
+use crate::rules::Tagger;
 use crate::source::kind_of;
 use crate::visit;
+
+/// Why a connector call failed as a whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// A record is bad and `ON_ERROR=fail`.
+    #[error("connector record {index}{position}: {bad} (ON_ERROR=fail)")]
+    Record {
+        /// Its position in the input array.
+        index: usize,
+        /// Its topic, partition and offset, when known.
+        position: String,
+        /// What is wrong with it.
+        bad: BadRecord,
+    },
+    /// A bad record could not be dead-lettered (`ON_ERROR=dlq`).
+    #[error(
+        "connector record {index}{position}: {kind}, and publishing its dead letter to {topic} failed: {source}"
+    )]
+    DeadLetter {
+        /// Its position in the input array.
+        index: usize,
+        /// Its topic, partition and offset, when known.
+        position: String,
+        /// What is wrong with it.
+        kind: ErrorKind,
+        /// The error topic.
+        topic: String,
+        /// Why publishing failed.
+        #[source]
+        source: ProduceError,
+    },
+}
+
+impl ConnectorError {
+    /// The `errorType` Lambda records for this failure.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Record { .. } => "Record.Rejected",
+            Self::DeadLetter { .. } => "Record.DeadLetterFailed",
+        }
+    }
+}
 
 /// The answer before any dead letter is sent.
 #[derive(Debug, Default)]
@@ -71,20 +115,21 @@ pub struct PendingDeadLetter {
 /// doc. Publishing is bounded by `deadline`.
 pub async fn handle(
     items: Vec<Value>,
-    app: &App,
-    producer: &KafkaProducer,
+    config: &Config,
+    tagger: &Tagger,
+    sink: &(impl Sink + ?Sized),
     tagged_at: &str,
     deadline: Instant,
-) -> Result<Vec<Value>, HandlerError> {
+) -> Result<Vec<Value>, ConnectorError> {
     let Plan {
         mut entries,
         dead_letters,
-    } = plan(items, app, tagged_at, producer)?;
+    } = plan(items, config, tagger, tagged_at, sink)?;
     if dead_letters.is_empty() {
         return Ok(entries);
     }
     // `plan` only sets dead letters aside when there is a topic for them.
-    let topic = app.config.error_topic.as_deref().unwrap_or_default();
+    let topic = config.error_topic.as_deref().unwrap_or_default();
     let (letters, records): (Vec<_>, Vec<_>) = dead_letters
         .into_iter()
         .map(|letter| {
@@ -97,7 +142,7 @@ pub async fn handle(
             ((index, bad, position), record)
         })
         .unzip();
-    let outcomes = producer.produce(topic, records, deadline).await;
+    let outcomes = sink.produce(topic, records, deadline).await;
     let mut first_failure = None;
     for ((index, bad, position), outcome) in letters.into_iter().zip(outcomes) {
         match outcome {
@@ -128,7 +173,7 @@ pub async fn handle(
                     error = %error,
                     "dead-lettering a connector record failed; failing the call"
                 );
-                first_failure.get_or_insert(HandlerError::ConnectorDeadLetter {
+                first_failure.get_or_insert(ConnectorError::DeadLetter {
                     index,
                     position: position.to_string(),
                     kind: bad.kind,
@@ -145,21 +190,22 @@ pub async fn handle(
 }
 
 /// Tags every item and, with `ON_ERROR=dlq`, builds the dead letters of the
-/// bad ones (cut to fit `producer`'s limit), without any I/O. Fails at the
+/// bad ones (cut to fit `sink`'s limit), without any I/O. Fails at the
 /// first bad item with `ON_ERROR=fail`.
 pub fn plan(
     items: Vec<Value>,
-    app: &App,
+    config: &Config,
+    tagger: &Tagger,
     tagged_at: &str,
-    producer: &KafkaProducer,
-) -> Result<Plan, HandlerError> {
+    sink: &(impl Sink + ?Sized),
+) -> Result<Plan, ConnectorError> {
     let mut plan = Plan {
         entries: Vec::with_capacity(items.len()),
         dead_letters: Vec::new(),
     };
     for (index, item) in items.into_iter().enumerate() {
         let position = Position::of(&item);
-        let (bad, raw) = match tag_item(item, app, tagged_at) {
+        let (bad, raw) = match tag_item(item, tagger, tagged_at) {
             Ok(tagged) => {
                 plan.entries.push(tagged);
                 continue;
@@ -173,16 +219,16 @@ pub fn plan(
             offset = position.offset,
             kind = bad.kind.as_str(),
             reason = %bad.message,
-            on_error = %app.config.on_error,
+            on_error = %config.on_error,
             "connector record cannot be tagged"
         );
-        match (app.config.on_error, app.config.error_topic.as_deref()) {
+        match (config.on_error, config.error_topic.as_deref()) {
             (OnError::Dlq, Some(_)) => {
                 let record = bad_record::dead_letter(
                     raw_record(raw),
                     position.coordinates(),
-                    &bad,
-                    producer,
+                    &bad.clone().into(),
+                    sink,
                 );
                 plan.entries.push(Value::Null);
                 plan.dead_letters.push(PendingDeadLetter {
@@ -196,7 +242,7 @@ pub fn plan(
             // `Dlq` always has a topic (the config checks it); without one,
             // failing is the only choice that loses nothing.
             (OnError::Fail | OnError::Dlq, _) => {
-                return Err(HandlerError::ConnectorRecord {
+                return Err(ConnectorError::Record {
                     index,
                     position: position.to_string(),
                     bad,
@@ -209,7 +255,7 @@ pub fn plan(
 
 /// The tagged event, or why not with the item's payload (or the item, when
 /// it has no payload object) as it came.
-fn tag_item(item: Value, app: &App, tagged_at: &str) -> Result<Value, (BadRecord, Value)> {
+fn tag_item(item: Value, tagger: &Tagger, tagged_at: &str) -> Result<Value, (BadRecord, Value)> {
     let mut payload = match item {
         Value::Object(mut fields) if fields.get("payload").is_some_and(Value::is_object) => {
             match fields.remove("payload") {
@@ -235,9 +281,9 @@ fn tag_item(item: Value, app: &App, tagged_at: &str) -> Result<Value, (BadRecord
             None,
         )),
         Some(Value::String(text)) => {
-            visit::tag_text(&text, &app.tagger, tagged_at).map_err(|bad| (bad, Some(text.into())))
+            visit::tag_text(&text, tagger, tagged_at).map_err(|bad| (bad, Some(text.into())))
         }
-        Some(value) => visit::tag_value_or_return(value, &app.tagger, tagged_at)
+        Some(value) => visit::tag_value_or_return(value, tagger, tagged_at)
             .map_err(|(bad, value)| (bad, Some(value))),
     };
     result.map_err(|(bad, value)| {

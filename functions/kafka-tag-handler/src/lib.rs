@@ -15,24 +15,28 @@
 //! | [`visit`] | finding a page visit's fields (with aliases) and writing the tagged event |
 //! | [`source`] | the payload as the runtime reads it, and the event source mapping's records, each read leniently |
 //! | [`connector`] | the connector's array in, results array out |
-//! | [`handler`] | the entry point: trigger detection, publishing, the partial batch response |
+//! | [`mapper`] | one batch record through the shared pipeline: tagged and published, or set aside as `ON_ERROR` says |
+//! | [`handler`] | the entry point: trigger detection, the batch through the shared pipeline, the connector call |
 //! | [`bad_record`] | why a record could not be tagged |
 //!
 //! # Data flow
 //!
 //! `main` reads [`config::Config`], compiles the [`rules::Tagger`] and
-//! builds a `KafkaProducer` once. The runtime reads each invocation's JSON
+//! builds a `KafkaProducer` once, all held in a [`handler::App`]. The runtime reads each invocation's JSON
 //! straight into a [`source::Payload`] (a connector array, or a batch's
 //! records with only the fields the function uses). For a batch,
 //! [`handler::function_handler`] splits the records per topic-partition
-//! ([`source`]), decodes and tags each one ([`visit`], [`rules`]), sends the
-//! tagged events and the dead letters with one produce call per topic, and
-//! reports the first unpublished offset of each partition.
+//! ([`source`]) and hands them to the shared pipeline
+//! (`lambda_stream_kit::pipeline`) with [`mapper::Tagging`], which decodes
+//! and tags each one ([`visit`], [`rules`]); the pipeline sends the tagged
+//! events and the dead letters with one produce call per topic and lists
+//! every record not handled.
 
 pub mod bad_record;
 pub mod config;
 pub mod connector;
 pub mod handler;
+pub mod mapper;
 pub mod rules;
 pub mod source;
 pub mod visit;

@@ -13,24 +13,24 @@ use lambda_stream_kit::runtime_api::{self, FunctionError};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_stream_kit::telemetry::init();
+    lambda_stream_kit::init();
     let env = Env::process();
-    let (app, producer) = match setup(&env) {
-        Ok(parts) => parts,
+    let app = match setup(&env) {
+        Ok(app) => app,
         Err(error) => return runtime_api::init_failed(&env, error).await,
     };
     runtime_api::loop_ended(
         run(service_fn(|event: LambdaEvent<Payload>| {
-            function_handler(event, &app, &producer)
+            function_handler(&app, event)
         }))
         .await,
     )
 }
 
-fn setup(env: &Env<'_>) -> Result<(App, KafkaProducer), FunctionError> {
+fn setup(env: &Env<'_>) -> Result<App, FunctionError> {
     let config = Config::from_env(env)?;
     let tagger = Tagger::load(&config.rules)?;
-    let producer = KafkaProducer::new(KafkaConfig::from_env(env)?);
+    let sink = KafkaProducer::new(KafkaConfig::from_env(env)?);
     tracing::info!(
         response_topic = config.response_topic.as_deref(),
         error_topic = config.error_topic.as_deref(),
@@ -38,5 +38,9 @@ fn setup(env: &Env<'_>) -> Result<(App, KafkaProducer), FunctionError> {
         rules = %config.rules,
         "configured"
     );
-    Ok((App { config, tagger }, producer))
+    Ok(App {
+        config,
+        tagger,
+        sink,
+    })
 }

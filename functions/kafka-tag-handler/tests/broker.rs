@@ -58,7 +58,6 @@ impl Landed {
 struct Setup {
     broker: String,
     app: App,
-    producer: KafkaProducer,
 }
 
 impl Setup {
@@ -81,13 +80,9 @@ impl Setup {
                 partial_batch_responses: true,
             },
             tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
+            sink: KafkaProducer::new(KafkaConfig::plaintext(vec![broker.clone()])),
         };
-        let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![broker.clone()]));
-        Self {
-            broker,
-            app,
-            producer,
-        }
+        Self { broker, app }
     }
 
     async fn invoke(&self, fixture: &str) -> KafkaEventResponse {
@@ -96,10 +91,7 @@ impl Setup {
             .join(fixture);
         let payload: Payload = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let event = LambdaEvent::new(payload, Context::default());
-        match function_handler(event, &self.app, &self.producer)
-            .await
-            .unwrap()
-        {
+        match function_handler(&self.app, event).await.unwrap() {
             Answer::Batch(response) => response,
             other => panic!("expected a batch response, got {other:?}"),
         }
@@ -111,10 +103,7 @@ impl Setup {
             .join(fixture);
         let payload: Payload = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         let event = LambdaEvent::new(payload, Context::default());
-        match function_handler(event, &self.app, &self.producer)
-            .await
-            .unwrap()
-        {
+        match function_handler(&self.app, event).await.unwrap() {
             Answer::Connector(entries) => entries,
             other => panic!("expected a connector answer, got {other:?}"),
         }
@@ -406,13 +395,9 @@ async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub() {
          "value": base64::engine::general_purpose::STANDARD.encode(&value)}
     ]}});
     let payload: Payload = serde_json::from_value(event).unwrap();
-    let answer = function_handler(
-        LambdaEvent::new(payload, Context::default()),
-        &setup.app,
-        &setup.producer,
-    )
-    .await
-    .unwrap();
+    let answer = function_handler(&setup.app, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
     assert_eq!(answer, Answer::Batch(KafkaEventResponse::default()));
 
     let dead = setup.read(setup.error_topic(), 1).await;

@@ -75,7 +75,6 @@ struct Case {
     response: String,
     errors: String,
     app: App,
-    producer: KafkaProducer,
 }
 
 impl Case {
@@ -125,14 +124,13 @@ impl Case {
         let app = App {
             tagger: Tagger::load(&config.rules).unwrap(),
             config,
+            sink: KafkaProducer::new(KafkaConfig::plaintext(vec![produce_via])),
         };
-        let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![produce_via]));
         Self {
             broker,
             response,
             errors,
             app,
-            producer,
         }
     }
 
@@ -144,13 +142,7 @@ impl Case {
             .unwrap()
             .as_millis() as u64
             + 4_000;
-        match function_handler(
-            LambdaEvent::new(payload, context),
-            &self.app,
-            &self.producer,
-        )
-        .await
-        {
+        match function_handler(&self.app, LambdaEvent::new(payload, context)).await {
             Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
             Err(error) => Invocation::Failed(error.to_string()),
         }
@@ -208,7 +200,7 @@ async fn account_for(
     let logged: BTreeSet<(i64, i64)> = logs
         .lines()
         .iter()
-        .filter(|l| l["message"] == "record cannot be tagged" && l["on_error"] == "log")
+        .filter(|l| l["message"] == "record set aside" && l["action"] == "skip")
         .map(|l| {
             (
                 l["partition"].as_i64().unwrap(),
@@ -425,7 +417,7 @@ async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
         // codec would hide.
         let mut uncompressed = KafkaConfig::plaintext(vec![format!("127.0.0.1:{front}")]);
         uncompressed.compression = lambda_stream_kit::kafka::Compression::None;
-        case.producer = KafkaProducer::new(uncompressed);
+        case.app.sink = KafkaProducer::new(uncompressed);
         let (run, logs) = drive_records(mode, &case, &records, |_| None).await;
         let places = account_for(&case, &run, &logs, &records).await;
         expect(&places, &[(Place::Response, 9), (Place::ErrorTopic, 3)]);

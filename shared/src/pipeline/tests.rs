@@ -201,7 +201,7 @@ async fn skipped_with_a_reason_leaves_a_warn_line_as_its_trace() {
     assert_eq!(dispositions(&report), ["skipped", "published"]);
     let text = logs.text();
     assert!(
-        text.contains("only trace") && text.contains("a poison line"),
+        text.contains("record set aside") && text.contains("a poison line"),
         "{text}"
     );
 }

@@ -2,15 +2,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
-use lambda_stream_kit::kafka::KafkaConfig;
+use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
 use lambda_stream_kit::runtime_api::FunctionError;
 use lambda_stream_kit::telemetry::capture;
 
 use super::*;
 use crate::config::Config;
 use crate::handler::{
-    Answer, ERROR_KIND_HEADER, ERROR_MESSAGE_HEADER, SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER,
-    SOURCE_TOPIC_HEADER,
+    Answer, App, ERROR_KIND_HEADER, ERROR_MESSAGE_HEADER, SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER, SOURCE_TOPIC_HEADER,
 };
 use crate::rules::{RulesSource, Tagger};
 use crate::source::Payload;
@@ -27,7 +27,13 @@ fn app(on_error: OnError) -> App {
             partial_batch_responses: true,
         },
         tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
+        sink: unreachable(),
     }
+}
+
+/// [`plan`] with `app`'s settings, rules and producer.
+fn plan_for(items: Vec<Value>, app: &App) -> Result<Plan, ConnectorError> {
+    plan(items, &app.config, &app.tagger, "t", &app.sink)
 }
 
 /// A producer whose broker never answers: every produce fails by the deadline.
@@ -51,7 +57,7 @@ async fn invoke(items: Vec<Value>, app: &App) -> Result<Answer, FunctionError> {
     let mut context = Context::default();
     context.deadline = now_ms + 1_500;
     let payload = Payload::from_value(&Value::Array(items));
-    crate::function_handler(LambdaEvent::new(payload, context), app, &unreachable()).await
+    crate::function_handler(app, LambdaEvent::new(payload, context)).await
 }
 
 fn bad_item(offset: i64, value: Value) -> Value {
@@ -61,7 +67,7 @@ fn bad_item(offset: i64, value: Value) -> Value {
 
 #[test]
 fn in_dlq_mode_bad_items_get_dead_letters_with_the_mapping_headers() {
-    let plan = plan(fixture(), &app(OnError::Dlq), "t", &unreachable()).unwrap();
+    let plan = plan_for(fixture(), &app(OnError::Dlq)).unwrap();
     assert_eq!(plan.entries.len(), 3);
     assert!(plan.entries[0]["tags"].is_array());
     assert!(plan.entries[1]["tags"].is_array());
@@ -95,7 +101,7 @@ fn in_dlq_mode_bad_items_get_dead_letters_with_the_mapping_headers() {
 #[test]
 fn a_text_value_and_a_key_are_dead_lettered_as_they_came() {
     let items = vec![bad_item(7, json!("{oops"))];
-    let plan = plan(items, &app(OnError::Dlq), "t", &unreachable()).unwrap();
+    let plan = plan_for(items, &app(OnError::Dlq)).unwrap();
     let record = &plan.dead_letters[0].record;
     assert_eq!(record.key.as_deref(), Some(&b"v-9"[..]));
     assert_eq!(record.value.as_deref(), Some(&b"{oops"[..]));
@@ -104,7 +110,7 @@ fn a_text_value_and_a_key_are_dead_lettered_as_they_came() {
 
 #[test]
 fn an_item_that_is_not_an_object_is_dead_lettered_without_coordinates() {
-    let plan = plan(vec![json!(42)], &app(OnError::Dlq), "t", &unreachable()).unwrap();
+    let plan = plan_for(vec![json!(42)], &app(OnError::Dlq)).unwrap();
     let record = &plan.dead_letters[0].record;
     assert_eq!(record.value.as_deref(), Some(&b"42"[..]));
     assert_eq!(record.headers[ERROR_KIND_HEADER], b"malformed-record");
@@ -194,7 +200,7 @@ fn a_huge_bad_value_makes_a_small_dead_letter_that_never_quotes_it() {
         json!(format!("{{\"url\": \"/\", \"pin\": {huge}}}")),
     ] {
         let items = vec![bad_item(7, value)];
-        let plan = plan(items, &app(OnError::Dlq), "t", &unreachable()).unwrap();
+        let plan = plan_for(items, &app(OnError::Dlq)).unwrap();
         let letter = &plan.dead_letters[0];
         assert!(letter.bad.message.len() <= crate::bad_record::MAX_MESSAGE_BYTES);
         let header_bytes: usize = letter
@@ -213,9 +219,10 @@ fn a_huge_bad_value_makes_a_small_dead_letter_that_never_quotes_it() {
 
 #[test]
 fn a_bad_item_too_large_to_dead_letter_becomes_a_stub_that_fits() {
-    let producer = unreachable();
+    let dlq = app(OnError::Dlq);
+    let producer = &dlq.sink;
     let items = vec![bad_item(7, json!("y".repeat(1_500_000)))];
-    let plan = plan(items, &app(OnError::Dlq), "t", &producer).unwrap();
+    let plan = plan_for(items, &dlq).unwrap();
     let record = &plan.dead_letters[0].record;
     assert!(producer.fits(record));
     assert_eq!(record.value, None);

@@ -1,12 +1,17 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::Context;
-use lambda_stream_kit::kafka::KafkaConfig;
+use lambda_stream_kit::kafka::{KafkaConfig, OutgoingRecord};
+use lambda_stream_kit::pipeline::{MemorySink, RecordHandler};
 use lambda_stream_kit::telemetry::capture;
 use serde_json::json;
 
 use super::*;
+use crate::bad_record::BadRecord;
+use crate::config::OnError;
+use crate::mapper::{tagged_record, Tagging};
 use crate::rules::RulesSource;
+use crate::source::SourceRecord;
 
 fn fixture(name: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,6 +21,10 @@ fn fixture(name: &str) -> Value {
 }
 
 fn app(on_error: OnError) -> App {
+    app_with(on_error, unreachable())
+}
+
+fn app_with<S>(on_error: OnError, sink: S) -> App<S> {
     App {
         config: Config {
             response_topic: Some("tagged-visits".into()),
@@ -25,7 +34,20 @@ fn app(on_error: OnError) -> App {
             partial_batch_responses: true,
         },
         tagger: Tagger::load(&RulesSource::Embedded).unwrap(),
+        sink,
     }
+}
+
+/// The dead letter the batch path builds for `record`, set aside for `bad`.
+fn dead_letter(record: &SourceRecord<'_>, bad: &BadRecord, sink: &impl Sink) -> OutgoingRecord {
+    let app = app(OnError::Dlq);
+    let mapper = Tagging {
+        config: &app.config,
+        tagger: &app.tagger,
+        sink,
+        tagged_at: "t",
+    };
+    mapper.dead_letter(record, &bad.clone().into())
 }
 
 /// A producer whose broker never answers: every produce fails by the deadline.
@@ -44,13 +66,9 @@ fn short_context() -> Context {
     context
 }
 
-async fn invoke(
-    payload: Value,
-    app: &App,
-    producer: &KafkaProducer,
-) -> Result<Answer, FunctionError> {
+async fn invoke<S: Sink>(payload: Value, app: &App<S>) -> Result<Answer, FunctionError> {
     let payload = Payload::from_value(&payload);
-    function_handler(LambdaEvent::new(payload, short_context()), app, producer).await
+    function_handler(app, LambdaEvent::new(payload, short_context())).await
 }
 
 /// The batch of a fixture, as the runtime would read it.
@@ -65,7 +83,7 @@ fn fixture_batch(name: &str) -> Batch {
 }
 
 async fn batch(payload: Value, app: &App) -> KafkaEventResponse {
-    match invoke(payload, app, &unreachable()).await.unwrap() {
+    match invoke(payload, app).await.unwrap() {
         Answer::Batch(response) => response,
         other => panic!("expected a batch response, got {other:?}"),
     }
@@ -91,7 +109,7 @@ fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
 fn warnings(logs: &lambda_stream_kit::telemetry::CapturedLogs) -> Vec<(String, i64)> {
     logs.lines()
         .into_iter()
-        .filter(|l| l["message"] == "record cannot be tagged")
+        .filter(|l| l["message"] == "record set aside")
         .map(|l| {
             (
                 l["kind"].as_str().unwrap_or_default().to_owned(),
@@ -104,20 +122,16 @@ fn warnings(logs: &lambda_stream_kit::telemetry::CapturedLogs) -> Vec<(String, i
 fn held_back(logs: &lambda_stream_kit::telemetry::CapturedLogs) -> i64 {
     logs.lines()
         .into_iter()
-        .find(|l| l["message"] == "batch handled")
+        .find(|l| l["message"] == "batch done")
         .and_then(|l| l["held_back"].as_i64())
         .unwrap()
 }
 
 #[tokio::test]
 async fn connector_calls_get_tagged_events_back_in_order_with_error_entries_for_bad_records() {
-    let answer = invoke(
-        fixture("kafka-connector.json"),
-        &app(OnError::Log),
-        &unreachable(),
-    )
-    .await
-    .unwrap();
+    let answer = invoke(fixture("kafka-connector.json"), &app(OnError::Log))
+        .await
+        .unwrap();
     let Answer::Connector(results) = answer else {
         panic!("{answer:?}")
     };
@@ -149,14 +163,10 @@ async fn connector_calls_get_tagged_events_back_in_order_with_error_entries_for_
 
 #[tokio::test]
 async fn a_bad_connector_record_fails_the_whole_call_under_on_error_fail() {
-    let err = invoke(
-        fixture("kafka-connector.json"),
-        &app(OnError::Fail),
-        &unreachable(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = invoke(fixture("kafka-connector.json"), &app(OnError::Fail))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("connector record 2 (page-visits-1 at offset 9001): not-a-page-visit"),
         "{err}"
@@ -307,22 +317,16 @@ async fn a_value_that_is_not_base64_follows_on_error() {
 
 #[tokio::test]
 async fn an_event_of_the_wrong_shape_fails_the_whole_call() {
-    let err = invoke(
-        fixture("bad/kafka-wrong-shape.json"),
-        &app(OnError::Fail),
-        &unreachable(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = invoke(fixture("bad/kafka-wrong-shape.json"), &app(OnError::Fail))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("`records` must be an object keyed by \"<topic>-<partition>\", not an array"),
         "{err}"
     );
     for payload in [json!({"Records": []}), json!("text"), json!(null)] {
-        let err = invoke(payload, &app(OnError::Fail), &unreachable())
-            .await
-            .unwrap_err();
+        let err = invoke(payload, &app(OnError::Fail)).await.unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("not a Kafka event source mapping batch"),
@@ -342,8 +346,7 @@ async fn an_empty_batch_succeeds_without_touching_the_broker() {
         json!({"batchItemFailures": []})
     );
     assert!(started.elapsed() < std::time::Duration::from_millis(300));
-    let Answer::Connector(results) = invoke(json!([]), &no_topic, &unreachable()).await.unwrap()
-    else {
+    let Answer::Connector(results) = invoke(json!([]), &no_topic).await.unwrap() else {
         panic!()
     };
     assert!(results.is_empty());
@@ -353,7 +356,7 @@ async fn an_empty_batch_succeeds_without_touching_the_broker() {
 async fn a_batch_without_a_response_topic_is_a_configuration_error() {
     let mut no_topic = app(OnError::Fail);
     no_topic.config.response_topic = None;
-    let err = invoke(fixture("kafka-msk.json"), &no_topic, &unreachable())
+    let err = invoke(fixture("kafka-msk.json"), &no_topic)
         .await
         .unwrap_err();
     assert!(
@@ -366,12 +369,12 @@ async fn a_batch_without_a_response_topic_is_a_configuration_error() {
 async fn a_record_too_large_to_publish_is_a_bad_record() {
     let mut config = KafkaConfig::plaintext(vec!["127.0.0.1:1".into()]);
     config.max_message_bytes = 1024;
-    let producer = KafkaProducer::new(config);
+    let limited = app_with(OnError::Log, KafkaProducer::new(config));
     let big = json!({"url": "https://shop.example/", "padding": "x".repeat(1000)}).to_string();
     let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
         {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(big.as_bytes())}
     ]}});
-    let (answer, logs) = capture(invoke(event, &app(OnError::Log), &producer)).await;
+    let (answer, logs) = capture(invoke(event, &limited)).await;
     assert_eq!(
         answer.unwrap(),
         Answer::Batch(KafkaEventResponse::default())
@@ -404,7 +407,7 @@ async fn a_bad_value_is_not_quoted_in_log_lines() {
         let event = json!({"eventSource": "aws:kafka", "records": {"t-0": [
             {"topic": "t", "partition": 0, "offset": 3, "value": base64_of(value.as_bytes())}
         ]}});
-        let (answer, logs) = capture(invoke(event, &app(OnError::Log), &unreachable())).await;
+        let (answer, logs) = capture(invoke(event, &app(OnError::Log))).await;
         assert_eq!(
             answer.unwrap(),
             Answer::Batch(KafkaEventResponse::default())
@@ -414,7 +417,7 @@ async fn a_bad_value_is_not_quoted_in_log_lines() {
         let line = logs
             .lines()
             .into_iter()
-            .find(|l| l["message"] == "record cannot be tagged")
+            .find(|l| l["message"] == "record set aside")
             .unwrap();
         assert_eq!(line["reason"], reason);
     }
@@ -431,8 +434,7 @@ fn a_bad_value_is_not_quoted_in_dead_letter_headers() {
         };
         let partitions = source::partitions(&batch).unwrap();
         let record = &partitions[0][0];
-        let bad =
-            tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
+        let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t").unwrap_err();
         let out = dead_letter(record, &bad, &unreachable());
         assert_eq!(out.headers[ERROR_KIND_HEADER], kind.as_bytes());
         assert_eq!(out.headers[ERROR_MESSAGE_HEADER], reason.as_bytes());
@@ -452,7 +454,7 @@ fn a_bad_value_is_not_quoted_in_dead_letter_headers() {
 async fn a_bad_connector_value_is_not_quoted_in_the_answer_or_the_log() {
     let items = json!([{"payload": {"topic": "t", "partition": 0, "offset": 1,
                                     "value": format!("{{\"url\": \"/\", \"pin\": {SECRET}}}")}}]);
-    let (answer, logs) = capture(invoke(items, &app(OnError::Log), &unreachable())).await;
+    let (answer, logs) = capture(invoke(items, &app(OnError::Log))).await;
     let Answer::Connector(results) = answer.unwrap() else {
         panic!("a connector answer expected")
     };
@@ -488,7 +490,6 @@ fn tagged_records_keep_key_headers_and_timestamp_and_add_the_source_position() {
         record,
         &app(OnError::Fail).tagger,
         "2024-07-28T16:19:51.238Z",
-        &unreachable(),
     )
     .unwrap();
     assert_eq!(out.key.as_deref(), Some(&b"v-2001"[..]));
@@ -514,7 +515,7 @@ fn dead_letters_carry_the_raw_record_and_error_headers() {
     let batch = fixture_batch("kafka-mixed-batch.json");
     let partitions = source::partitions(&batch).unwrap();
     let record = &partitions[2][1];
-    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", &unreachable()).unwrap_err();
+    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t").unwrap_err();
     let out = dead_letter(record, &bad, &unreachable());
     assert_eq!(out.key.as_deref(), Some(&b"v-1008"[..]));
     assert_eq!(out.value.as_deref(), Some(&b"not*base64!"[..]));
@@ -563,8 +564,7 @@ fn the_kafka_fixtures_match_the_aws_lambda_events_model() {
 async fn without_partial_batch_responses_an_unpublished_record_fails_the_invocation() {
     let mut app = app(OnError::Log);
     app.config.partial_batch_responses = false;
-    let producer = unreachable();
-    let error = invoke(fixture("kafka-mixed-batch.json"), &app, &producer)
+    let error = invoke(fixture("kafka-mixed-batch.json"), &app)
         .await
         .unwrap_err();
     assert_eq!(error.error_type(), "Kafka.Unpublished");
@@ -578,8 +578,7 @@ async fn without_partial_batch_responses_an_unpublished_record_fails_the_invocat
 async fn without_partial_batch_responses_a_bad_record_under_fail_fails_the_invocation() {
     let mut app = app(OnError::Fail);
     app.config.partial_batch_responses = false;
-    let producer = unreachable();
-    let error = invoke(fixture("bad/kafka-not-json.json"), &app, &producer)
+    let error = invoke(fixture("bad/kafka-not-json.json"), &app)
         .await
         .unwrap_err();
     assert_eq!(error.error_type(), "Kafka.Unpublished");
@@ -596,7 +595,7 @@ fn batch_dead_letter(value: &[u8], producer: &KafkaProducer) -> (BadRecord, Outg
     };
     let partitions = source::partitions(&batch).unwrap();
     let record = &partitions[0][0];
-    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t", producer).unwrap_err();
+    let bad = tagged_record(record, &app(OnError::Dlq).tagger, "t").unwrap_err();
     let out = dead_letter(record, &bad, producer);
     (bad, out)
 }
@@ -657,4 +656,103 @@ async fn under_dlq_a_record_too_large_to_dead_letter_is_sent_as_a_stub() {
     let (response, logs) = capture(batch(event, &app(OnError::Dlq))).await;
     assert_eq!(failures(&response), pairs(&[("t-0", 3)]));
     assert!(!logs.text().contains("over the"), "{}", logs.text());
+}
+
+/// The batch against an in-memory sink: where every record of the mixed
+/// fixture lands under each `ON_ERROR`, with no broker.
+#[tokio::test]
+async fn in_memory_every_record_lands_where_on_error_says() {
+    let good = [20, 22, 31, 50];
+    let bad = [21, 30, 51];
+    let offsets = |records: Vec<OutgoingRecord>| -> Vec<i64> {
+        let mut offsets: Vec<i64> = records
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(&r.headers[SOURCE_OFFSET_HEADER])
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        offsets.sort_unstable();
+        offsets
+    };
+
+    let dlq = app_with(OnError::Dlq, MemorySink::new());
+    let response = invoke(fixture("kafka-mixed-batch.json"), &dlq)
+        .await
+        .unwrap();
+    assert_eq!(response, Answer::Batch(KafkaEventResponse::default()));
+    assert_eq!(offsets(dlq.sink.records("tagged-visits")), good);
+    assert_eq!(offsets(dlq.sink.records("bad-visits")), bad);
+
+    let log = app_with(OnError::Log, MemorySink::new());
+    let response = invoke(fixture("kafka-mixed-batch.json"), &log)
+        .await
+        .unwrap();
+    assert_eq!(response, Answer::Batch(KafkaEventResponse::default()));
+    assert_eq!(offsets(log.sink.records("tagged-visits")), good);
+
+    let fail = app_with(OnError::Fail, MemorySink::new());
+    let Answer::Batch(response) = invoke(fixture("kafka-mixed-batch.json"), &fail)
+        .await
+        .unwrap()
+    else {
+        panic!("a batch answer")
+    };
+    // Each bad record and what follows it in its partition come back.
+    assert_eq!(
+        failures(&response),
+        pairs(&[
+            ("page-visits-0", 21),
+            ("page-visits-0", 22),
+            ("page-visits-1", 30),
+            ("page-visits-1", 31),
+            ("page-visits-2", 51)
+        ])
+    );
+    assert_eq!(offsets(fail.sink.records("tagged-visits")), [20, 50]);
+}
+
+#[tokio::test]
+async fn in_memory_a_tagged_event_the_broker_refuses_is_dead_lettered_as_its_source_record() {
+    let app = app_with(OnError::Dlq, MemorySink::new());
+    // Every tagged event carries its tags; the broker refuses the mobile one.
+    app.sink
+        .refuse_values_containing("tagged-visits", b"device:mobile");
+    let response = invoke(fixture("kafka-msk.json"), &app).await.unwrap();
+    assert_eq!(response, Answer::Batch(KafkaEventResponse::default()));
+    let letters = app.sink.records("bad-visits");
+    assert!(!letters.is_empty(), "a mobile visit in the fixture");
+    for letter in &letters {
+        assert_eq!(letter.headers[ERROR_KIND_HEADER], b"rejected-by-broker");
+        // The source record as it came, not the tagged event.
+        let value = String::from_utf8_lossy(letter.value.as_deref().unwrap_or_default());
+        assert!(!value.contains("device:mobile"), "{value}");
+    }
+}
+
+#[tokio::test]
+async fn in_memory_an_outage_of_the_response_topic_lists_every_record_and_publishes_none() {
+    let app = app_with(OnError::Dlq, MemorySink::new());
+    app.sink.fail_topic(
+        "tagged-visits",
+        lambda_stream_kit::kafka::ProduceError::Timeout { step: "produce" },
+    );
+    let Answer::Batch(response) = invoke(fixture("kafka-mixed-batch.json"), &app)
+        .await
+        .unwrap()
+    else {
+        panic!("a batch answer")
+    };
+    // The good records are listed; the bad ones are on the error topic.
+    assert_eq!(
+        failures(&response),
+        pairs(&[
+            ("page-visits-0", 20),
+            ("page-visits-0", 22),
+            ("page-visits-1", 31),
+            ("page-visits-2", 50)
+        ])
+    );
+    assert_eq!(app.sink.records("bad-visits").len(), 3);
 }
