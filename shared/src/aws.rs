@@ -1,9 +1,10 @@
-//! AWS plumbing: one shared SDK configuration whose HTTPS client uses the
-//! same rustls `ring` provider as the Kafka connection, bounded Secrets
-//! Manager reads through the SDK, and [`SecretsManager`], a Secrets Manager
-//! reader without the SDK for functions that need nothing else from AWS.
+//! AWS plumbing: [`SecretsManager`], a Secrets Manager reader without the
+//! SDK for functions that need nothing else from AWS (feature `aws`), and,
+//! with the `aws-sdk` feature, one shared SDK configuration whose HTTPS
+//! client uses the same rustls `ring` provider as the Kafka connection and
+//! bounded Secrets Manager reads through the SDK.
 //!
-//! [`sdk_config`] runs the SDK's full default chain (environment, profile
+//! `sdk_config` (`aws-sdk`) runs the SDK's full default chain (environment, profile
 //! files, web identity, SSO, ECS and EC2 metadata), which the Kafka
 //! functions need for MSK IAM and `kafka:GetBootstrapBrokers`.
 //!
@@ -23,10 +24,12 @@
 
 use std::time::{Duration, SystemTime};
 
+#[cfg(feature = "aws-sdk")]
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
+#[cfg(feature = "aws-sdk")]
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
@@ -36,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::config::{Env, Secret};
 use crate::https::{read_body, HttpsClient};
-use crate::kafka::tls::TlsError;
+use crate::tls::TlsError;
 
 /// A bounded AWS call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,8 @@ pub enum AwsError {
 /// Loads the SDK configuration from the standard chain (environment first,
 /// which is how Lambda provides credentials), with a `ring`-based HTTPS
 /// client.
+#[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub async fn sdk_config() -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -85,6 +90,8 @@ const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
 
 /// Reads a Secrets Manager secret's string value through the SDK, giving up
 /// at `deadline`.
+#[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub async fn secret_string(
     config: &SdkConfig,
     secret_id: &str,
@@ -517,6 +524,7 @@ mod tests {
         assert_eq!(reader.endpoint, "http://localhost:9000/");
     }
 
+    #[cfg(feature = "aws-sdk")]
     #[tokio::test]
     async fn endpoints_are_the_ones_the_sdk_resolves() {
         use aws_sdk_secretsmanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};

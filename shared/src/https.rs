@@ -1,6 +1,6 @@
 //! A small HTTPS client for the few calls a function makes outside its
 //! event: hyper's HTTP/1.1 client over rustls, with the project's one
-//! crypto provider (`ring`) and the Mozilla roots ([`crate::kafka::tls`]).
+//! crypto provider (`ring`) and the Mozilla roots ([`crate::tls`]).
 //!
 //! It serves the Secrets Manager reads of [`crate::aws::SecretsManager`]
 //! and the functions' own lookups (the enricher's public IP), so they
@@ -17,7 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::kafka::tls::{client_config, TlsError};
+use crate::telemetry::error_chain;
+use crate::tls::{client_config, TlsError};
 
 /// The HTTPS client. Cloning is cheap and shares the client.
 #[derive(Debug, Clone)]
@@ -60,18 +61,6 @@ pub async fn read_body(response: Response<Incoming>, max_bytes: usize) -> Result
         .await
         .map(|body| body.to_bytes())
         .map_err(|e| format!("body unreadable or over {max_bytes} bytes: {e}"))
-}
-
-/// An error with its sources, joined by `: `.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{ConfigError, Env};
-use crate::https::error_chain;
-use crate::kafka::tls::TlsError;
+use crate::telemetry::error_chain;
+#[cfg(feature = "tls")]
+use crate::tls::TlsError;
 
 /// How long the init-error report may take: the function is exiting anyway,
 /// and Lambda's own init phase is capped at 10 s.
@@ -100,6 +101,7 @@ impl From<ConfigError> for FunctionError {
     }
 }
 
+#[cfg(feature = "tls")]
 impl From<TlsError> for FunctionError {
     fn from(error: TlsError) -> Self {
         Self::new("Config.Tls", error)

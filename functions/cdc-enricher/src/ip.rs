@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::{Request, Uri};
 use http_body_util::Full;
 use lambda_stream_kit::https::{read_body, HttpsClient};
-use lambda_stream_kit::kafka::tls::TlsError;
+use lambda_stream_kit::tls::TlsError;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
