@@ -67,25 +67,12 @@ pub async fn read_body(response: Response<Incoming>, max_bytes: usize) -> Result
 mod tests {
     use super::*;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use test_support::{free_port, HttpStub};
 
     #[tokio::test]
     async fn a_request_gets_its_answer_and_an_oversized_body_is_refused() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/x", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            for body in ["hello", "0123456789"] {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await.unwrap();
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                socket.write_all(answer.as_bytes()).await.unwrap();
-            }
-        });
+        let stub = HttpStub::start(vec![(200, "hello".into()), (200, "0123456789".into())]).await;
+        let url = format!("{}/x", stub.url());
         let client = HttpsClient::new().unwrap();
         let get = || Request::get(url.as_str()).body(Full::default()).unwrap();
         let response = client.send(get()).await.unwrap();
@@ -99,12 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_connection_names_its_cause() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let request = Request::get(format!("http://127.0.0.1:{port}/"))
             .body(Full::default())
             .unwrap();

@@ -63,8 +63,6 @@ pub mod redact;
 pub mod result;
 pub mod runtime_api;
 pub mod telemetry;
-#[cfg(feature = "test-util")]
-pub mod testing;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;

@@ -175,7 +175,7 @@ pub fn loop_ended(result: Result<(), lambda_runtime::Error>) -> ExitCode {
 mod tests {
     use super::*;
     use crate::telemetry::capture;
-    use crate::testing::HttpStub;
+    use test_support::HttpStub;
 
     #[test]
     fn config_errors_get_a_type_per_kind_and_a_plain_message() {
@@ -238,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_runtime_api_is_a_warning_not_a_hang() {
-        let port = crate::testing::free_port();
+        let port = test_support::free_port();
         let env = Env::from_pairs(&[("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))]);
         let started = std::time::Instant::now();
         let (code, logs) = capture(init_failed(&env, FunctionError::new("X.Y", "z"))).await;

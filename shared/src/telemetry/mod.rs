@@ -62,7 +62,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 #[cfg(any(test, feature = "log-capture"))]
-pub use capture::{capture, lambda_reads_level, CapturedLogs};
+pub use capture::{capture, CapturedLogs};
 
 #[cfg(any(test, feature = "log-capture"))]
 mod capture {
@@ -113,19 +113,6 @@ mod capture {
 
     /// The levels Lambda's log filter knows.
     const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
-
-    /// The level Lambda's JSON log filter gives `line`: its `level` when the
-    /// line also has a valid RFC 3339 `timestamp`, INFO otherwise (Lambda
-    /// developer guide, "Log-level filtering").
-    pub fn lambda_reads_level(line: &serde_json::Value) -> &str {
-        let stamped = line["timestamp"]
-            .as_str()
-            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
-        match line["level"].as_str() {
-            Some(level) if stamped && LEVELS.contains(&level) => level,
-            _ => "INFO",
-        }
-    }
 
     /// A writer that appends to the shared buffer.
     #[derive(Debug)]
