@@ -319,7 +319,7 @@ def latency_section(out, summary, chart):
                             f"{tail:.2f}× | {ratio_cell} | {target_cell} | {met_cell} |")
     lines += [
         "The same race as section 1, but the producers reach the broker through `delay-line` "
-        "(`shared/src/bin/delay_line.rs`, the tests' fault proxy): every chunk, in both directions, is "
+        "(`test-support/src/bin/delay_line.rs`, the tests' fault proxy): every chunk, in both directions, is "
         "delivered its one-way delay after it arrived, in order, and never held back behind another "
         "chunk's delay. The broker is a second tansu that advertises the delay line, so every "
         "connection, leaders included, goes through it. The delay line sets `TCP_NODELAY` on its own "

@@ -85,7 +85,7 @@ run npm ci --prefix bench --no-audit --no-fund --loglevel=error
 
 say "one-time release builds (timed apart)"
 timed "x86_64 release binaries" nice -n 10 cargo build --release "${FUNCTIONS[@]/#/--package=}"
-timed "delay line" nice -n 10 cargo build --release --package lambda-stream-kit --features test-util --bin delay-line
+timed "delay line" nice -n 10 cargo build --release --package test-support --bin delay-line
 timed "codec bench" nice -n 10 cargo bench --no-run --package lambda-stream-kit --bench codecs
 for fn in "${FUNCTIONS[@]}"; do
   timed "benches of $fn" nice -n 10 cargo bench --no-run --package "$fn"

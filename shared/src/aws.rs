@@ -1,9 +1,10 @@
-//! AWS plumbing: one shared SDK configuration whose HTTPS client uses the
-//! same rustls `ring` provider as the Kafka connection, bounded Secrets
-//! Manager reads through the SDK, and [`SecretsManager`], a Secrets Manager
-//! reader without the SDK for functions that need nothing else from AWS.
+//! AWS plumbing: [`SecretsManager`], a Secrets Manager reader without the
+//! SDK for functions that need nothing else from AWS (feature `aws`), and,
+//! with the `aws-sdk` feature, one shared SDK configuration whose HTTPS
+//! client uses the same rustls `ring` provider as the Kafka connection and
+//! bounded Secrets Manager reads through the SDK.
 //!
-//! [`sdk_config`] runs the SDK's full default chain (environment, profile
+//! `sdk_config` (`aws-sdk`) runs the SDK's full default chain (environment, profile
 //! files, web identity, SSO, ECS and EC2 metadata), which the Kafka
 //! functions need for MSK IAM and `kafka:GetBootstrapBrokers`.
 //!
@@ -23,10 +24,12 @@
 
 use std::time::{Duration, SystemTime};
 
+#[cfg(feature = "aws-sdk")]
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
+#[cfg(feature = "aws-sdk")]
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
@@ -36,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::config::{Env, Secret};
 use crate::https::{read_body, HttpsClient};
-use crate::kafka::tls::TlsError;
+use crate::tls::TlsError;
 
 /// A bounded AWS call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,8 @@ pub enum AwsError {
 /// Loads the SDK configuration from the standard chain (environment first,
 /// which is how Lambda provides credentials), with a `ring`-based HTTPS
 /// client.
+#[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub async fn sdk_config() -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -85,6 +90,8 @@ const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
 
 /// Reads a Secrets Manager secret's string value through the SDK, giving up
 /// at `deadline`.
+#[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
 pub async fn secret_string(
     config: &SdkConfig,
     secret_id: &str,
@@ -429,9 +436,7 @@ fn endpoint(region: &str, fips: bool, dual_stack: bool) -> Result<String, AwsErr
 mod tests {
     use super::*;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-    use tokio::sync::mpsc;
+    use test_support::{free_port, HttpStub};
 
     /// What Lambda sets.
     const LAMBDA: [(&str, &str); 4] = [
@@ -517,6 +522,7 @@ mod tests {
         assert_eq!(reader.endpoint, "http://localhost:9000/");
     }
 
+    #[cfg(feature = "aws-sdk")]
     #[tokio::test]
     async fn endpoints_are_the_ones_the_sdk_resolves() {
         use aws_sdk_secretsmanager::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
@@ -562,58 +568,25 @@ mod tests {
     }
 
     /// A Secrets Manager stand-in on 127.0.0.1: it answers the n-th request
-    /// with `answers[n]` (status, body) and hands over each request it got.
-    async fn fake_secrets_manager(
-        answers: Vec<(u16, &'static str)>,
-    ) -> (String, mpsc::UnboundedReceiver<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            for (status, body) in answers {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 4096];
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    seen.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&seen).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let length = head
-                            .lines()
-                            .find_map(|l| {
-                                let (name, value) = l.split_once(':')?;
-                                name.eq_ignore_ascii_case("content-length")
-                                    .then(|| value.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= length {
-                            break;
-                        }
-                    }
-                    if n == 0 {
-                        break;
-                    }
-                }
-                let _ = tx.send(String::from_utf8_lossy(&seen).to_string());
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                socket.write_all(response.as_bytes()).await.unwrap();
-                let _ = socket.shutdown().await;
-            }
-        });
-        (url, rx)
+    /// with `answers[n]` (status, body) and keeps each request it got.
+    async fn fake_secrets_manager(answers: Vec<(u16, &'static str)>) -> HttpStub {
+        HttpStub::start(
+            answers
+                .into_iter()
+                .map(|(status, body)| (status, body.to_owned()))
+                .collect(),
+        )
+        .await
     }
 
     #[tokio::test]
     async fn a_secret_is_read_with_a_request_signed_by_the_environment_credentials() {
-        let (url, mut requests) = fake_secrets_manager(vec![(
+        let stub = fake_secrets_manager(vec![(
             200,
             r#"{"ARN":"arn:aws:secretsmanager:eu-west-1:1:secret:t","Name":"t","SecretString":"tok","CreatedDate":1.523477145713E9}"#,
         )])
         .await;
+        let url = stub.url();
         let reader =
             SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", &url)]))
                 .unwrap();
@@ -622,42 +595,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(secret.expose(), "tok");
-        let request = requests.recv().await.unwrap();
-        let lower = request.to_ascii_lowercase();
-        assert!(lower.starts_with("post / http/1.1\r\n"), "{request}");
-        assert!(
-            lower.contains("\r\nx-amz-target: secretsmanager.getsecretvalue\r\n"),
-            "{request}"
+        let [request] = stub.requests().await.try_into().unwrap();
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/")
         );
-        assert!(
-            lower.contains("\r\ncontent-type: application/x-amz-json-1.1\r\n"),
-            "{request}"
+        assert_eq!(
+            request.header("x-amz-target"),
+            Some("secretsmanager.GetSecretValue"),
+            "{request:?}"
         );
-        assert!(
-            lower.contains("\r\nx-amz-security-token: session-token\r\n"),
-            "{request}"
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/x-amz-json-1.1"),
+            "{request:?}"
         );
-        assert!(lower.contains("\r\nx-amz-date: "), "{request}");
-        let authorization = request
-            .lines()
-            .find_map(|l| l.strip_prefix("authorization: "))
-            .unwrap_or_default();
+        assert_eq!(
+            request.header("x-amz-security-token"),
+            Some("session-token"),
+            "{request:?}"
+        );
+        assert!(request.header("x-amz-date").is_some(), "{request:?}");
+        let authorization = request.header("authorization").unwrap_or_default();
         assert!(
             authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
                 && authorization.contains("/eu-west-1/secretsmanager/aws4_request")
                 && authorization.contains("x-amz-target")
                 && authorization.contains("Signature="),
-            "{request}"
+            "{request:?}"
         );
-        assert!(
-            request.ends_with(r#"{"SecretId":"arn:aws:secretsmanager:eu-west-1:1:secret:t"}"#),
-            "{request}"
+        assert_eq!(
+            request.body, br#"{"SecretId":"arn:aws:secretsmanager:eu-west-1:1:secret:t"}"#,
+            "{request:?}"
         );
     }
 
     #[tokio::test]
     async fn service_errors_are_reported_and_only_transient_ones_retried() {
-        let (url, mut requests) = fake_secrets_manager(vec![
+        let stub = fake_secrets_manager(vec![
             (503, r#"{"__type":"InternalServiceError","message":"try later"}"#),
             (400, r#"{"__type":"ThrottlingException","message":"slow down"}"#),
             (200, r#"{"Name":"t","SecretString":"tok"}"#),
@@ -665,6 +640,7 @@ mod tests {
             (200, r#"{"Name":"t","SecretBinary":"AAEC"}"#),
         ])
         .await;
+        let url = stub.url();
         let reader = SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL", &url)])).unwrap();
         assert_eq!(
             reader.secret_string("t", later()).await.unwrap().expose(),
@@ -680,19 +656,20 @@ mod tests {
         );
         let err = reader.secret_string("t", later()).await.unwrap_err();
         assert!(matches!(err, AwsError::EmptySecret), "{err}");
-        let mut count = 0;
-        while requests.try_recv().is_ok() {
-            count += 1;
-        }
-        assert_eq!(count, 5, "three attempts, then one each");
+        assert_eq!(
+            stub.requests().await.len(),
+            5,
+            "three attempts, then one each"
+        );
     }
 
     #[tokio::test]
     async fn an_answer_of_the_wrong_shape_is_reported_without_quoting_it() {
         // serde_json would say: invalid type: integer `4815162342`,
         // expected a string: the secret itself.
-        let (url, _requests) =
+        let stub =
             fake_secrets_manager(vec![(200, r#"{"Name":"t","SecretString":4815162342}"#)]).await;
+        let url = stub.url();
         let reader = SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL", &url)])).unwrap();
         let err = reader.secret_string("t", later()).await.unwrap_err();
         let text = err.to_string();
@@ -703,12 +680,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_endpoint_gives_up_at_the_deadline() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let _silent = tokio::spawn(async move {
-            let (_socket, _) = listener.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(60)).await;
-        });
+        let silent = HttpStub::silent().await;
+        let url = silent.url();
         let reader = SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL", &url)])).unwrap();
         let started = std::time::Instant::now();
         let err = reader
@@ -721,13 +694,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_endpoint_is_retried_then_reported() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("http://127.0.0.1:{port}");
+        let url = format!("http://127.0.0.1:{}", free_port());
         let reader = SecretsManager::from_env(&lambda_env(&[("AWS_ENDPOINT_URL", &url)])).unwrap();
         let err = reader.secret_string("t", later()).await.unwrap_err();
         assert!(matches!(err, AwsError::Service { .. }), "{err}");

@@ -73,9 +73,7 @@ mod tests {
 
     #[test]
     fn the_margin_is_taken_off_but_never_below_now() {
-        let now_ms = now_epoch_ms();
-        let mut ctx = Context::default();
-        ctx.deadline = now_ms + 200;
+        let ctx = test_support::context_expiring_in(Duration::from_millis(200));
         let before = Instant::now();
         let stop = stop_by(&ctx, Duration::from_secs(5));
         assert!(stop >= before && stop <= Instant::now());

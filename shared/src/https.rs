@@ -1,6 +1,6 @@
 //! A small HTTPS client for the few calls a function makes outside its
 //! event: hyper's HTTP/1.1 client over rustls, with the project's one
-//! crypto provider (`ring`) and the Mozilla roots ([`crate::kafka::tls`]).
+//! crypto provider (`ring`) and the Mozilla roots ([`crate::tls`]).
 //!
 //! It serves the Secrets Manager reads of [`crate::aws::SecretsManager`]
 //! and the functions' own lookups (the enricher's public IP), so they
@@ -17,7 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::kafka::tls::{client_config, TlsError};
+use crate::telemetry::error_chain;
+use crate::tls::{client_config, TlsError};
 
 /// The HTTPS client. Cloning is cheap and shares the client.
 #[derive(Debug, Clone)]
@@ -62,41 +63,16 @@ pub async fn read_body(response: Response<Incoming>, max_bytes: usize) -> Result
         .map_err(|e| format!("body unreadable or over {max_bytes} bytes: {e}"))
 }
 
-/// An error with its sources, joined by `: `.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use test_support::{free_port, HttpStub};
 
     #[tokio::test]
     async fn a_request_gets_its_answer_and_an_oversized_body_is_refused() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/x", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            for body in ["hello", "0123456789"] {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await.unwrap();
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                socket.write_all(answer.as_bytes()).await.unwrap();
-            }
-        });
+        let stub = HttpStub::start(vec![(200, "hello".into()), (200, "0123456789".into())]).await;
+        let url = format!("{}/x", stub.url());
         let client = HttpsClient::new().unwrap();
         let get = || Request::get(url.as_str()).body(Full::default()).unwrap();
         let response = client.send(get()).await.unwrap();
@@ -110,12 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_connection_names_its_cause() {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let request = Request::get(format!("http://127.0.0.1:{port}/"))
             .body(Full::default())
             .unwrap();

@@ -30,8 +30,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{ConfigError, Env};
-use crate::https::error_chain;
-use crate::kafka::tls::TlsError;
+use crate::telemetry::error_chain;
+#[cfg(feature = "tls")]
+use crate::tls::TlsError;
 
 /// How long the init-error report may take: the function is exiting anyway,
 /// and Lambda's own init phase is capped at 10 s.
@@ -100,6 +101,7 @@ impl From<ConfigError> for FunctionError {
     }
 }
 
+#[cfg(feature = "tls")]
 impl From<TlsError> for FunctionError {
     fn from(error: TlsError) -> Self {
         Self::new("Config.Tls", error)
@@ -173,7 +175,7 @@ pub fn loop_ended(result: Result<(), lambda_runtime::Error>) -> ExitCode {
 mod tests {
     use super::*;
     use crate::telemetry::capture;
-    use crate::testing::HttpStub;
+    use test_support::HttpStub;
 
     #[test]
     fn config_errors_get_a_type_per_kind_and_a_plain_message() {
@@ -236,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_runtime_api_is_a_warning_not_a_hang() {
-        let port = crate::testing::free_port();
+        let port = test_support::free_port();
         let env = Env::from_pairs(&[("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))]);
         let started = std::time::Instant::now();
         let (code, logs) = capture(init_failed(&env, FunctionError::new("X.Y", "z"))).await;

@@ -23,7 +23,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use lambda_stream_kit::kafka::{Compression, KafkaConfig, KafkaProducer, OutgoingRecord};
-use lambda_stream_kit::testing;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -85,9 +84,9 @@ fn bytes_of(field: &Value) -> Option<Vec<u8>> {
 /// Produces [`RECORDS`] records with `codec` and checks them as kafka-python
 /// reads them; `wire` is the codec's number in the batch attributes.
 async fn lands_compressed_and_reads_back_equal(codec: Compression, wire: u64) {
-    let broker = testing::broker();
-    let topic = testing::unique_topic(&format!("compression-{codec}"));
-    testing::create_topic(&broker, &topic, PARTITIONS)
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic(&format!("compression-{codec}"));
+    test_support::create_topic(&broker, &topic, PARTITIONS)
         .await
         .unwrap();
     let mut config = KafkaConfig::plaintext(vec![broker.clone()]);

@@ -19,7 +19,7 @@ use lambda_stream_kit::kafka::{
     AuthMode, KafkaConfig, KafkaProducer, OutgoingRecord, ProduceError,
 };
 use lambda_stream_kit::telemetry::capture;
-use lambda_stream_kit::testing::{self, OauthBearerGate, PrivateBroker};
+use test_support::{OauthBearerGate, PrivateBroker};
 use tokio::time::Instant;
 
 /// How long the gate lets a token live: MSK's 15 minutes, shortened.
@@ -82,7 +82,7 @@ struct GatedBroker {
 
 impl GatedBroker {
     async fn start(topic: &str) -> Self {
-        let port = testing::free_port();
+        let port = test_support::free_port();
         let broker = PrivateBroker::start("127.0.0.1", port).await;
         let gate = OauthBearerGate::start(port, broker.direct.clone(), TOKEN_LIFETIME).await;
         broker.create_topic(topic, 1).await;
@@ -119,7 +119,7 @@ impl GatedBroker {
                 .build()
                 .await
                 .unwrap();
-        testing::read_partition_with(&client, topic, 0, expected, Duration::from_secs(10))
+        test_support::read_partition_with(&client, topic, 0, expected, Duration::from_secs(10))
             .await
             .unwrap()
             .into_iter()

@@ -1,6 +1,6 @@
 //! The shared producer against a real broker (tansu, started by `make test`).
 //!
-//! Read-back uses a plain rskafka client from `lambda_stream_kit::testing`,
+//! Read-back uses a plain rskafka client from `test_support`,
 //! not the producer under test.
 
 // Test set-up may unwrap: a panic here is a failed test, not lost data.
@@ -12,7 +12,6 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord, ProduceError};
-use lambda_stream_kit::testing;
 use tokio::time::Instant;
 
 const NEEDS_BROKER: &str = "needs a broker: make test runs it";
@@ -36,9 +35,11 @@ fn record(i: usize) -> OutgoingRecord {
 #[ignore = "needs a broker: make test runs it"]
 async fn records_land_with_value_key_headers_timestamp_on_the_java_partition() {
     let _ = NEEDS_BROKER;
-    let broker = testing::broker();
-    let topic = testing::unique_topic("producer-fields");
-    testing::create_topic(&broker, &topic, 6).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("producer-fields");
+    test_support::create_topic(&broker, &topic, 6)
+        .await
+        .unwrap();
 
     let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![broker.clone()]));
     let records: Vec<OutgoingRecord> = (0..300).map(record).collect();
@@ -63,7 +64,7 @@ async fn records_land_with_value_key_headers_timestamp_on_the_java_partition() {
         deliveries.insert((delivery.partition, delivery.offset), i);
     }
 
-    let landed = testing::read_topic(&broker, &topic, 6, 300, Duration::from_secs(20))
+    let landed = test_support::read_topic(&broker, &topic, 6, 300, Duration::from_secs(20))
         .await
         .unwrap();
     assert_eq!(landed.len(), 300);
@@ -88,9 +89,11 @@ async fn records_land_with_value_key_headers_timestamp_on_the_java_partition() {
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn a_batch_larger_than_one_request_is_split_and_keeps_order() {
-    let broker = testing::broker();
-    let topic = testing::unique_topic("producer-split");
-    testing::create_topic(&broker, &topic, 1).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("producer-split");
+    test_support::create_topic(&broker, &topic, 1)
+        .await
+        .unwrap();
 
     let mut config = KafkaConfig::plaintext(vec![broker.clone()]);
     config.max_message_bytes = 4096;
@@ -114,7 +117,7 @@ async fn a_batch_larger_than_one_request_is_split_and_keeps_order() {
         "offsets follow input order"
     );
 
-    let landed = testing::read_partition(&broker, &topic, 0, 200, Duration::from_secs(20))
+    let landed = test_support::read_partition(&broker, &topic, 0, 200, Duration::from_secs(20))
         .await
         .unwrap();
     let values: Vec<Vec<u8>> = landed.into_iter().filter_map(|r| r.record.value).collect();
@@ -127,11 +130,11 @@ async fn a_batch_larger_than_one_request_is_split_and_keeps_order() {
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn a_missing_topic_fails_every_record_with_a_clear_reason() {
-    let broker = testing::broker();
+    let broker = test_support::broker();
     let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![broker]));
     let outcomes = producer
         .produce(
-            &testing::unique_topic("never-created"),
+            &test_support::unique_topic("never-created"),
             vec![record(1), record(2)],
             Instant::now() + Duration::from_secs(10),
         )
@@ -144,10 +147,7 @@ async fn a_missing_topic_fails_every_record_with_a_clear_reason() {
 
 #[tokio::test]
 async fn with_nothing_listening_every_record_fails_within_the_deadline() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = test_support::free_port();
     let producer = KafkaProducer::new(KafkaConfig::plaintext(vec![format!("127.0.0.1:{port}")]));
     let started = Instant::now();
     let outcomes = producer

@@ -17,7 +17,7 @@ use lambda_stream_kit::kafka::auth::UserPassword;
 use lambda_stream_kit::kafka::{
     AuthMode, KafkaConfig, KafkaProducer, OutgoingRecord, PasswordReader,
 };
-use lambda_stream_kit::testing::{self, OauthBearerGate, PrivateBroker};
+use test_support::{OauthBearerGate, PrivateBroker};
 use tokio::time::Instant;
 
 fn record(n: usize) -> OutgoingRecord {
@@ -32,7 +32,7 @@ fn record(n: usize) -> OutgoingRecord {
 #[tokio::test]
 #[ignore = "needs tansu: make test runs it"]
 async fn a_rotated_password_is_read_again_and_publishing_goes_on() {
-    let gate_port = testing::free_port();
+    let gate_port = test_support::free_port();
     let broker = PrivateBroker::start("127.0.0.1", gate_port).await;
     broker.create_topic("orders", 1).await;
     let gate = OauthBearerGate::start_plain(gate_port, broker.direct.clone(), "svc", "first").await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord};
-use lambda_stream_kit::testing::{self, api_key, Fault, FaultProxy, PrivateBroker, Traffic};
+use test_support::{api_key, Fault, FaultProxy, PrivateBroker, Traffic};
 use tokio::time::Instant;
 
 const PARTITIONS: usize = 6;
@@ -122,7 +122,7 @@ fn produce_requests_bound(records: &[OutgoingRecord], max_message_bytes: usize) 
 
 /// Every value on the topic and how often it is there.
 async fn copies(rig: &Rig, topic: &str, expected: usize) -> BTreeMap<String, usize> {
-    let landed = testing::read_topic(
+    let landed = test_support::read_topic(
         &rig.broker.direct,
         topic,
         PARTITIONS as i32,

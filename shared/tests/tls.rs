@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::kafka::{tls, KafkaConfig, KafkaProducer, OutgoingRecord};
-use lambda_stream_kit::testing::{free_port, PrivateBroker};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use test_support::{free_port, PrivateBroker};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::rustls;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use http::{Request, Uri};
 use http_body_util::Full;
 use lambda_stream_kit::https::{read_body, HttpsClient};
-use lambda_stream_kit::kafka::tls::TlsError;
+use lambda_stream_kit::tls::TlsError;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -150,66 +150,13 @@ fn parse_ip(body: &[u8]) -> Option<IpAddr> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     use lambda_stream_kit::config::Env;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use test_support::{free_port, HttpStub};
 
-    /// How the test server answers the n-th connection (0-based).
-    #[derive(Debug, Clone)]
-    pub(crate) enum Reply {
-        /// HTTP 200 with this body.
-        Body(&'static str),
-        /// This status and an empty body.
-        Status(u16),
-        /// Read the request, then say nothing.
-        Silence,
-    }
-
-    /// A tiny HTTP/1.1 server on 127.0.0.1 answering connection n with
-    /// `replies[min(n, last)]`. Returns its URL and a connection counter.
-    pub(crate) async fn ip_server(replies: Vec<Reply>) -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/ip", listener.local_addr().unwrap());
-        let count = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&count);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let reply = replies[n.min(replies.len() - 1)].clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match socket.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => seen.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let response = match reply {
-                        Reply::Body(body) => format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                            body.len()
-                        ),
-                        Reply::Status(code) => format!(
-                            "HTTP/1.1 {code} Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        ),
-                        Reply::Silence => {
-                            tokio::time::sleep(Duration::from_secs(60)).await;
-                            return;
-                        }
-                    };
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        (url, count)
+    /// The URL of the IP service that `stub` stands in for.
+    pub(crate) fn ip_url(stub: &HttpStub) -> String {
+        format!("{}/ip", stub.url())
     }
 
     fn source(url: &str, timeout_ms: &str) -> IpSource {
@@ -227,7 +174,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_fetched_ip_is_trimmed_and_fetched_only_once() {
-        let (url, count) = ip_server(vec![Reply::Body(" 44.201.33.239\n")]).await;
+        let stub = HttpStub::start(vec![(200, " 44.201.33.239\n".into())]).await;
+        let url = ip_url(&stub);
         let ips = source(&url, "2000");
         assert_eq!(
             ips.get(later()).await.unwrap(),
@@ -237,12 +185,13 @@ pub(crate) mod tests {
             ips.get(later()).await.unwrap(),
             "44.201.33.239".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert_eq!(stub.requests().await.len(), 1);
     }
 
     #[tokio::test]
     async fn an_ipv6_answer_is_accepted() {
-        let (url, _) = ip_server(vec![Reply::Body("2001:db8::7\n")]).await;
+        let stub = HttpStub::start(vec![(200, "2001:db8::7\n".into())]).await;
+        let url = ip_url(&stub);
         assert_eq!(
             source(&url, "2000").get(later()).await.unwrap(),
             "2001:db8::7".parse::<IpAddr>().unwrap()
@@ -251,7 +200,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_configured_ip_is_used_without_any_request() {
-        let (url, count) = ip_server(vec![Reply::Body("1.1.1.1")]).await;
+        let stub = HttpStub::start(vec![(200, "1.1.1.1".into())]).await;
+        let url = ip_url(&stub);
         let env = Env::from_pairs(&[
             ("ENRICH_IP_URL", url.as_str()),
             ("ENRICH_IP", "10.0.0.1"),
@@ -262,12 +212,13 @@ pub(crate) mod tests {
             ips.get(later()).await.unwrap(),
             "10.0.0.1".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(count.load(Ordering::SeqCst), 0);
+        assert_eq!(stub.requests().await.len(), 0);
     }
 
     #[tokio::test]
     async fn a_garbage_answer_is_never_used() {
-        let (url, _) = ip_server(vec![Reply::Body("<html>rate limited</html>")]).await;
+        let stub = HttpStub::start(vec![(200, "<html>rate limited</html>".into())]).await;
+        let url = ip_url(&stub);
         let err = source(&url, "2000").get(later()).await.unwrap_err();
         assert!(matches!(err, IpError::NotAnAddress { .. }), "{err}");
         assert!(!err.to_string().contains("rate limited"), "{err}");
@@ -275,21 +226,24 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn an_oversized_answer_is_rejected() {
-        let (url, _) = ip_server(vec![Reply::Body(include_str!("ip.rs"))]).await;
+        let stub = HttpStub::start(vec![(200, include_str!("ip.rs").into())]).await;
+        let url = ip_url(&stub);
         let err = source(&url, "2000").get(later()).await.unwrap_err();
         assert!(matches!(err, IpError::NotAnAddress { .. }), "{err}");
     }
 
     #[tokio::test]
     async fn an_error_status_is_reported() {
-        let (url, _) = ip_server(vec![Reply::Status(503)]).await;
+        let stub = HttpStub::start(vec![(503, String::new())]).await;
+        let url = ip_url(&stub);
         let err = source(&url, "2000").get(later()).await.unwrap_err();
         assert!(matches!(err, IpError::Status { status: 503, .. }), "{err}");
     }
 
     #[tokio::test]
     async fn a_silent_server_times_out_at_the_configured_bound() {
-        let (url, _) = ip_server(vec![Reply::Silence]).await;
+        let stub = HttpStub::silent().await;
+        let url = ip_url(&stub);
         let started = std::time::Instant::now();
         let err = source(&url, "200").get(later()).await.unwrap_err();
         assert!(matches!(err, IpError::Timeout { .. }), "{err}");
@@ -298,7 +252,8 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn the_invocation_deadline_bounds_the_fetch_too() {
-        let (url, _) = ip_server(vec![Reply::Silence]).await;
+        let stub = HttpStub::silent().await;
+        let url = ip_url(&stub);
         let started = std::time::Instant::now();
         let err = source(&url, "60000")
             .get(Instant::now() + Duration::from_millis(200))
@@ -310,26 +265,21 @@ pub(crate) mod tests {
 
     #[tokio::test]
     async fn a_failed_fetch_is_retried_on_the_next_call() {
-        let (url, count) =
-            ip_server(vec![Reply::Body("FILL_ME"), Reply::Body("44.201.33.239")]).await;
+        let stub =
+            HttpStub::start(vec![(200, "FILL_ME".into()), (200, "44.201.33.239".into())]).await;
+        let url = ip_url(&stub);
         let ips = source(&url, "2000");
         assert!(ips.get(later()).await.is_err());
         assert_eq!(
             ips.get(later()).await.unwrap(),
             "44.201.33.239".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(count.load(Ordering::SeqCst), 2);
+        assert_eq!(stub.requests().await.len(), 2);
     }
 
     #[tokio::test]
     async fn an_unreachable_service_is_a_request_error() {
-        // Bind then drop, so nothing listens on the port.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let err = source(&format!("http://127.0.0.1:{port}/ip"), "2000")
             .get(later())
             .await

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lambda_stream_kit::testing::start_expecting_failure;
+use test_support::start_expecting_failure;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cdc-enricher");
 

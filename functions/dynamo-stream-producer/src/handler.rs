@@ -96,6 +96,7 @@ mod tests {
     use lambda_stream_kit::config::Env;
     use lambda_stream_kit::pipeline::MemorySink;
     use std::time::Duration;
+    use test_support::context_expiring_in;
     use tokio::time::Instant;
 
     fn config(pairs: &[(&str, &str)]) -> Config {
@@ -119,16 +120,6 @@ mod tests {
             config: config(pairs),
             sink: MemorySink::new(),
         }
-    }
-
-    fn context_with_budget(ms: u64) -> Context {
-        let mut context = Context::default();
-        context.deadline = (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64)
-            + ms;
-        context
     }
 
     fn reported(response: &DynamoDbEventResponse) -> Vec<&str> {
@@ -256,7 +247,10 @@ mod tests {
         let started = Instant::now();
         let response = function_handler(
             &app,
-            LambdaEvent::new(fixture("dynamodb-mixed.json"), context_with_budget(3000)),
+            LambdaEvent::new(
+                fixture("dynamodb-mixed.json"),
+                context_expiring_in(Duration::from_millis(3000)),
+            ),
         )
         .await
         .unwrap();
@@ -367,7 +361,7 @@ mod tests {
             };
             let (result, logs) = lambda_stream_kit::telemetry::capture(function_handler(
                 &app,
-                LambdaEvent::new(batch, context_with_budget(1500)),
+                LambdaEvent::new(batch, context_expiring_in(Duration::from_millis(1500))),
             ))
             .await;
             match expect {

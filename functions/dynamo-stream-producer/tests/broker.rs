@@ -13,21 +13,23 @@ use common::{batch, config, expected_value, invoke, seq_of, STREAM_ARN};
 use dynamo_stream_producer::change::header;
 use dynamo_stream_producer::handler::App;
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
-use lambda_stream_kit::testing::{self, Fault, PrivateBroker};
+use test_support::{Fault, PrivateBroker};
 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn a_thousand_inserts_land_exactly_as_expected() {
-    let broker = testing::broker();
-    let topic = testing::unique_topic("ddb-1000");
-    testing::create_topic(&broker, &topic, 6).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("ddb-1000");
+    test_support::create_topic(&broker, &topic, 6)
+        .await
+        .unwrap();
     let config = config(&broker, &topic, &[]);
     let app = App::new(config.clone());
 
     let (event, indexes) = batch(0..1000, 1000);
     assert_eq!(invoke(&app, &event, Duration::from_secs(30)).await, None);
 
-    let landed = testing::read_topic(&broker, &topic, 6, 1000, Duration::from_secs(30))
+    let landed = test_support::read_topic(&broker, &topic, 6, 1000, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(landed.len(), 1000);
@@ -96,7 +98,7 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
     // The broker comes back (the read-back client needs it too). Everything
     // before the reported record is on the topic already.
     proxy.set(Fault::None);
-    let before = testing::read_topic(
+    let before = test_support::read_topic(
         &broker.direct,
         topic,
         6,
@@ -140,11 +142,13 @@ async fn a_broker_lost_mid_batch_is_reported_right_and_a_retry_completes_the_top
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reason() {
-    let broker = testing::broker();
-    let topic = testing::unique_topic("ddb-main");
-    let dlq = testing::unique_topic("ddb-dlq");
-    testing::create_topic(&broker, &topic, 6).await.unwrap();
-    testing::create_topic(&broker, &dlq, 1).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("ddb-main");
+    let dlq = test_support::unique_topic("ddb-dlq");
+    test_support::create_topic(&broker, &topic, 6)
+        .await
+        .unwrap();
+    test_support::create_topic(&broker, &dlq, 1).await.unwrap();
     let config = config(&broker, &topic, &[("DEAD_LETTER_TOPIC", dlq.as_str())]);
     let app = App::new(config.clone());
 
@@ -190,7 +194,7 @@ async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reaso
             "{file}"
         );
     }
-    let letters = testing::read_topic(&broker, &dlq, 1, poison.len(), Duration::from_secs(20))
+    let letters = test_support::read_topic(&broker, &dlq, 1, poison.len(), Duration::from_secs(20))
         .await
         .unwrap();
     assert_eq!(letters.len(), poison.len());
@@ -213,7 +217,7 @@ async fn with_a_dead_letter_topic_every_poison_record_lands_there_with_its_reaso
         }
     }
     // The good record sharing a batch with a poison one was published.
-    let main = testing::read_topic(&broker, &topic, 6, 1, Duration::from_secs(10))
+    let main = test_support::read_topic(&broker, &topic, 6, 1, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(main.len(), 1);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_complete_and_ordered, batch, config, invoke};
 use dynamo_stream_producer::handler::App;
-use lambda_stream_kit::testing::{Fault, FaultProxy, PrivateBroker};
+use test_support::{Fault, FaultProxy, PrivateBroker};
 
 const KEYS: usize = 40;
 const FIRST_SEQUENCE: usize = 1000;

@@ -1,7 +1,7 @@
 //! The producer behind the DynamoDB stream mapping as `template.yaml`
 //! deploys it: the mapping's settings and the function's environment come
 //! from the template, the mapping is emulated
-//! (`lambda_stream_kit::testing::stream_mapping`), and each test asserts
+//! (`test_support::stream_mapping`), and each test asserts
 //! where every record ends up once the mapping has acted on the answers:
 //! on the topic, on the dead-letter topic, or in the on-failure store with
 //! the record itself. None may be committed without being one of those.
@@ -18,11 +18,11 @@ use dynamo_stream_producer::config::Config;
 use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::testing::stream_mapping::{
+use serde_json::Value;
+use test_support::free_port;
+use test_support::stream_mapping::{
     run_shard, sequence_number, Invocation, OnFailure, StreamKind, StreamRecord, Template,
 };
-use lambda_stream_kit::testing::{self, free_port};
-use serde_json::Value;
 
 const MAPPING: &str = "DynamoStreamProducerTrigger";
 const FUNCTION: &str = "DynamoStreamProducerFunction";
@@ -98,11 +98,13 @@ async fn a_broker_outage_past_the_age_limit_keeps_the_batch_in_s3_and_the_replay
     // The broker has been down for nearly the whole window already.
     let records = stream_records(&event, age_limit - settings.function_timeout * 3);
 
-    let broker = testing::broker();
-    let topic = testing::unique_topic("ddb-outage");
-    let dlq = testing::unique_topic("ddb-outage-dlq");
-    testing::create_topic(&broker, &topic, 6).await.unwrap();
-    testing::create_topic(&broker, &dlq, 1).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("ddb-outage");
+    let dlq = test_support::unique_topic("ddb-outage-dlq");
+    test_support::create_topic(&broker, &topic, 6)
+        .await
+        .unwrap();
+    test_support::create_topic(&broker, &dlq, 1).await.unwrap();
     let names = [
         ("TOPIC_NAME", topic.as_str()),
         ("DEAD_LETTER_TOPIC", dlq.as_str()),
@@ -146,7 +148,7 @@ async fn a_broker_outage_past_the_age_limit_keeps_the_batch_in_s3_and_the_replay
         }
         Invocation::Failed(error) => panic!("replay failed: {error}"),
     }
-    let landed = testing::read_topic(&broker, &topic, 6, 5, Duration::from_secs(20))
+    let landed = test_support::read_topic(&broker, &topic, 6, 5, Duration::from_secs(20))
         .await
         .unwrap();
     let expected: BTreeSet<String> = (0..5).map(|k| format!("order-{k}")).collect();
@@ -161,11 +163,13 @@ async fn a_broker_outage_past_the_age_limit_keeps_the_batch_in_s3_and_the_replay
 #[ignore = "needs a broker: make test runs it"]
 async fn poison_records_among_good_ones_go_to_the_dead_letter_topic_and_never_block_the_shard() {
     let settings = template().stream_mapping(MAPPING).unwrap();
-    let broker = testing::broker();
-    let topic = testing::unique_topic("ddb-poison");
-    let dlq = testing::unique_topic("ddb-poison-dlq");
-    testing::create_topic(&broker, &topic, 6).await.unwrap();
-    testing::create_topic(&broker, &dlq, 1).await.unwrap();
+    let broker = test_support::broker();
+    let topic = test_support::unique_topic("ddb-poison");
+    let dlq = test_support::unique_topic("ddb-poison-dlq");
+    test_support::create_topic(&broker, &topic, 6)
+        .await
+        .unwrap();
+    test_support::create_topic(&broker, &dlq, 1).await.unwrap();
     let config = deployed_config(
         &broker,
         &[
@@ -197,7 +201,7 @@ async fn poison_records_among_good_ones_go_to_the_dead_letter_topic_and_never_bl
     );
     assert!(run.on_failure.is_empty());
     assert_eq!(run.committed.len(), records.len());
-    let landed = testing::read_topic(&broker, &topic, 6, 4, Duration::from_secs(20))
+    let landed = test_support::read_topic(&broker, &topic, 6, 4, Duration::from_secs(20))
         .await
         .unwrap();
     let expected: BTreeSet<String> = (0..4).map(|k| format!("order-{k}")).collect();
@@ -205,7 +209,7 @@ async fn poison_records_among_good_ones_go_to_the_dead_letter_topic_and_never_bl
         keys(landed.into_iter().map(|(_, r)| r.record.key)),
         expected
     );
-    let letters = testing::read_topic(&broker, &dlq, 1, 2, Duration::from_secs(20))
+    let letters = test_support::read_topic(&broker, &dlq, 1, 2, Duration::from_secs(20))
         .await
         .unwrap();
     assert_eq!(letters.len(), 2, "both poison records dead-lettered");

@@ -20,7 +20,6 @@ use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::batch::KafkaEventResponse;
 use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
-use lambda_stream_kit::testing;
 use serde_json::Value;
 
 const PARTITIONS: i32 = 3;
@@ -62,13 +61,13 @@ struct Setup {
 
 impl Setup {
     async fn new(on_error: OnError) -> Self {
-        let broker = testing::broker();
-        let response = testing::unique_topic("kafka-tag-response");
-        let errors = testing::unique_topic("kafka-tag-errors");
-        testing::create_topic(&broker, &response, PARTITIONS)
+        let broker = test_support::broker();
+        let response = test_support::unique_topic("kafka-tag-response");
+        let errors = test_support::unique_topic("kafka-tag-errors");
+        test_support::create_topic(&broker, &response, PARTITIONS)
             .await
             .unwrap();
-        testing::create_topic(&broker, &errors, PARTITIONS)
+        test_support::create_topic(&broker, &errors, PARTITIONS)
             .await
             .unwrap();
         let app = App {
@@ -110,7 +109,7 @@ impl Setup {
     }
 
     async fn read(&self, topic: &str, expected: usize) -> Vec<Landed> {
-        let mut landed: Vec<Landed> = testing::read_topic(
+        let mut landed: Vec<Landed> = test_support::read_topic(
             &self.broker,
             topic,
             PARTITIONS,
@@ -336,7 +335,7 @@ async fn on_error_fail_publishes_nothing_after_a_bad_record_of_a_partition() {
 #[ignore = "needs a broker: make test runs it"]
 async fn a_missing_response_topic_is_reported_as_failures_not_lost() {
     let mut setup = Setup::new(OnError::Fail).await;
-    setup.app.config.response_topic = Some(testing::unique_topic("kafka-tag-never-created"));
+    setup.app.config.response_topic = Some(test_support::unique_topic("kafka-tag-never-created"));
     let response = setup.invoke("kafka-msk.json").await;
     assert_eq!(
         failures(&response),

@@ -2,7 +2,7 @@
 //! in both poller modes: the trigger's settings and the function's
 //! environment come from the template (with `KafkaPollerMode` overridden
 //! as `--parameter-overrides` would), the trigger is emulated
-//! (`lambda_stream_kit::testing::kafka_mapping`), and the function publishes
+//! (`test_support::kafka_mapping`), and the function publishes
 //! to the real broker.
 //!
 //! Each case asserts the same thing: every source record ends up on the
@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use kafka_tag_handler::config::Config;
@@ -22,14 +22,13 @@ use kafka_tag_handler::handler::{SOURCE_OFFSET_HEADER, SOURCE_PARTITION_HEADER};
 use kafka_tag_handler::rules::Tagger;
 use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, App};
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
 use lambda_stream_kit::telemetry::{capture, CapturedLogs};
-use lambda_stream_kit::testing::kafka_mapping::{run_kafka, KafkaMappingRun, KafkaRecord};
-use lambda_stream_kit::testing::stream_mapping::{Invocation, Template};
-use lambda_stream_kit::testing::{self};
 use serde_json::{json, Value};
+use test_support::kafka_mapping::{run_kafka, KafkaMappingRun, KafkaRecord};
+use test_support::stream_mapping::{Invocation, Template};
 
 const TRIGGER: &str = "KafkaTagHandlerMskTrigger";
 const FUNCTION: &str = "KafkaTagHandlerFunction";
@@ -81,7 +80,14 @@ impl Case {
     /// The function as the template configures it for `mode`, with the
     /// topics swapped for unique ones and `on_error` when given.
     async fn new(mode: &str, on_error: Option<&str>, create: (bool, bool)) -> Self {
-        Self::on(testing::broker(), testing::broker(), mode, on_error, create).await
+        Self::on(
+            test_support::broker(),
+            test_support::broker(),
+            mode,
+            on_error,
+            create,
+        )
+        .await
     }
 
     /// The same, producing through `produce_via` (a fault proxy, say) and
@@ -93,13 +99,17 @@ impl Case {
         on_error: Option<&str>,
         create: (bool, bool),
     ) -> Self {
-        let response = testing::unique_topic("tag-map-response");
-        let errors = testing::unique_topic("tag-map-errors");
+        let response = test_support::unique_topic("tag-map-response");
+        let errors = test_support::unique_topic("tag-map-errors");
         if create.0 {
-            testing::create_topic(&broker, &response, 3).await.unwrap();
+            test_support::create_topic(&broker, &response, 3)
+                .await
+                .unwrap();
         }
         if create.1 {
-            testing::create_topic(&broker, &errors, 3).await.unwrap();
+            test_support::create_topic(&broker, &errors, 3)
+                .await
+                .unwrap();
         }
         let mut env = template(mode).function_environment(FUNCTION).unwrap();
         for (name, value) in [
@@ -136,12 +146,7 @@ impl Case {
 
     async fn invoke(&self, event: Value) -> Invocation {
         let payload = Payload::from_value(&event);
-        let mut context = Context::default();
-        context.deadline = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64
-            + 4_000;
+        let context = test_support::context_expiring_in(Duration::from_millis(4_000));
         match function_handler(&self.app, LambdaEvent::new(payload, context)).await {
             Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
             Err(error) => Invocation::Failed(error.to_string()),
@@ -150,9 +155,10 @@ impl Case {
 
     /// Source positions `(partition, offset)` found on `topic`.
     async fn landed(&self, topic: &str, at_least: usize) -> BTreeSet<(i64, i64)> {
-        let records = testing::read_topic(&self.broker, topic, 3, at_least, Duration::from_secs(5))
-            .await
-            .unwrap_or_default();
+        let records =
+            test_support::read_topic(&self.broker, topic, 3, at_least, Duration::from_secs(5))
+                .await
+                .unwrap_or_default();
         records
             .iter()
             .map(|(_, r)| {
@@ -262,7 +268,9 @@ async fn drive_records(
         async move {
             let answer = case.invoke(event).await;
             if let Some(topic) = create {
-                testing::create_topic(&broker, &topic, 3).await.unwrap();
+                test_support::create_topic(&broker, &topic, 3)
+                    .await
+                    .unwrap();
             }
             answer
         }
@@ -337,7 +345,7 @@ async fn a_bad_record_ends_where_its_on_error_mode_and_the_poller_mode_put_it() 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn the_broker_lost_mid_batch_loses_nothing_in_either_mode() {
-    use lambda_stream_kit::testing::{Fault, PrivateBroker};
+    use test_support::{Fault, PrivateBroker};
     for mode in MODES {
         eprintln!("{mode}");
         let (broker, proxy) = PrivateBroker::start_behind_proxy().await;
@@ -384,7 +392,7 @@ async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub_in_either_mode() 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
-    use lambda_stream_kit::testing::{PrivateBroker, RefusingBroker};
+    use test_support::{PrivateBroker, RefusingBroker};
     let mut records = source_records();
     // Offset 5 (partition 2) tags to an event the broker will refuse.
     let refused = json!({"url": "https://shop.example/p/REFUSE-ME", "visitor_id": "v-5"});
@@ -392,7 +400,7 @@ async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
         json!(base64::engine::general_purpose::STANDARD.encode(refused.to_string()));
     for mode in MODES {
         eprintln!("{mode}");
-        let front = testing::free_port();
+        let front = test_support::free_port();
         let broker = PrivateBroker::start("127.0.0.1", front).await;
         // MESSAGE_TOO_LARGE (10) for any produce to a response topic that
         // carries the marker: first the whole request of partition 2, then,

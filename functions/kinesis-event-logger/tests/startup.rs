@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lambda_stream_kit::testing::start_expecting_failure;
+use test_support::start_expecting_failure;
 
 #[tokio::test]
 async fn an_invalid_data_limit_names_the_variable() {

@@ -41,7 +41,7 @@ use crate::kafka::config::{
 };
 use crate::kafka::partitioner::Partitioner;
 use crate::kafka::relay::BrokerRelay;
-use crate::kafka::tls;
+use crate::tls;
 
 /// Room left in each request for the record batch header.
 const BATCH_OVERHEAD: usize = 128;

@@ -285,9 +285,10 @@ impl io::Write for FmtAdapter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::telemetry::{capture, lambda_reads_level, CapturedLogs};
+    use crate::telemetry::{capture, CapturedLogs};
     use lambda_runtime::tracing::subscriber::{self, fmt::format::JsonFields};
     use serde_json::{json, Value};
+    use test_support::lambda_reads_level;
     use tracing::instrument::WithSubscriber;
     use tracing::Instrument;
 

@@ -9,7 +9,7 @@
 //! invocation in a span that carries `requestId`, so every line logged while
 //! handling an event names its request.
 //!
-//! With the `test-util` feature, [`capture`] runs a future with the same
+//! With the `log-capture` feature, `capture` runs a future with the same
 //! formatter and records every line, so tests can assert on log output;
 //! reading the lines checks that each has the shape Lambda needs.
 
@@ -47,10 +47,24 @@ pub fn init() {
         .init();
 }
 
-#[cfg(any(test, feature = "test-util"))]
-pub use capture::{capture, lambda_reads_level, CapturedLogs};
+/// An error with its sources, joined by `: `: what a log line or a report
+/// needs when the error's own message (hyper's "client error (Connect)")
+/// does not say what went wrong.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
-#[cfg(any(test, feature = "test-util"))]
+#[cfg(any(test, feature = "log-capture"))]
+pub use capture::{capture, CapturedLogs};
+
+#[cfg(any(test, feature = "log-capture"))]
 mod capture {
     use std::future::Future;
     use std::io;
@@ -99,19 +113,6 @@ mod capture {
 
     /// The levels Lambda's log filter knows.
     const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
-
-    /// The level Lambda's JSON log filter gives `line`: its `level` when the
-    /// line also has a valid RFC 3339 `timestamp`, INFO otherwise (Lambda
-    /// developer guide, "Log-level filtering").
-    pub fn lambda_reads_level(line: &serde_json::Value) -> &str {
-        let stamped = line["timestamp"]
-            .as_str()
-            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
-        match line["level"].as_str() {
-            Some(level) if stamped && LEVELS.contains(&level) => level,
-            _ => "INFO",
-        }
-    }
 
     /// A writer that appends to the shared buffer.
     #[derive(Debug)]

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use crate::auth::SecretReader;
-use crate::ip::tests::{ip_server, Reply};
+use crate::ip::tests::ip_url;
+use test_support::HttpStub;
 
 const SAMPLE_IP: &str = "44.201.33.239";
 const DEV_TOKEN: &str = "local-dev-token";
@@ -373,11 +374,12 @@ async fn events_of_no_known_shape_are_whole_call_errors() {
 
 #[tokio::test]
 async fn an_unavailable_ip_fails_the_whole_call_and_a_later_call_fetches_again() {
-    let (url, count) = ip_server(vec![
-        Reply::Body("FILL_ME"),
-        Reply::Body(" 44.201.33.239\n"),
+    let stub = HttpStub::start(vec![
+        (200, "FILL_ME".into()),
+        (200, " 44.201.33.239\n".into()),
     ])
     .await;
+    let url = ip_url(&stub);
     let enricher = enricher(&[("ENRICH_IP_URL", url.as_str()), NO_TOKEN_CHECK]);
 
     let err = call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
@@ -395,16 +397,13 @@ async fn an_unavailable_ip_fails_the_whole_call_and_a_later_call_fetches_again()
     call(&enricher, fixture("events/cdc-doublecloud-sample.json"))
         .await
         .unwrap();
-    assert_eq!(
-        count.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "fetched once it worked"
-    );
+    assert_eq!(stub.requests().await.len(), 2, "fetched once it worked");
 }
 
 #[tokio::test]
 async fn an_unavailable_ip_is_an_http_503_through_the_function_url() {
-    let (url, _) = ip_server(vec![Reply::Status(429)]).await;
+    let stub = HttpStub::start(vec![(429, String::new())]).await;
+    let url = ip_url(&stub);
     let enricher = enricher(&[
         ("ENRICH_IP_URL", url.as_str()),
         ("ENRICHER_TOKEN", DEV_TOKEN),
@@ -420,7 +419,8 @@ async fn an_unavailable_ip_is_an_http_503_through_the_function_url() {
 
 #[tokio::test]
 async fn a_silent_ip_service_times_out_and_fails_the_call() {
-    let (url, _) = ip_server(vec![Reply::Silence]).await;
+    let stub = HttpStub::silent().await;
+    let url = ip_url(&stub);
     let enricher = enricher(&[
         ("ENRICH_IP_URL", url.as_str()),
         ("ENRICH_IP_TIMEOUT_MS", "150"),

@@ -4,13 +4,12 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use dynamo_stream_producer::config::Config;
 use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::testing;
 
 pub const STREAM_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/Orders/stream/2026";
 
@@ -48,10 +47,7 @@ pub fn expected_value(i: usize, distinct_keys: usize) -> String {
 }
 
 pub fn context(budget: Duration) -> Context {
-    let mut context = Context::default();
-    context.deadline =
-        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + budget).as_millis() as u64;
-    context
+    test_support::context_expiring_in(budget)
 }
 
 pub fn config(broker: &str, topic: &str, extra: &[(&str, &str)]) -> Config {
@@ -91,7 +87,7 @@ pub fn dedup_first(seqs: &[i64]) -> Vec<i64> {
 /// there and that no key's records are out of order (redelivery may repeat
 /// a record, never reorder one).
 pub async fn assert_complete_and_ordered(broker: &str, topic: &str, total: usize) {
-    let all = testing::read_topic(broker, topic, 6, total, Duration::from_secs(30))
+    let all = test_support::read_topic(broker, topic, 6, total, Duration::from_secs(30))
         .await
         .unwrap();
     let mut per_key: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();

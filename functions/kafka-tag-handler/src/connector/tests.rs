@@ -1,6 +1,6 @@
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use lambda_runtime::{Context, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
 use lambda_stream_kit::runtime_api::FunctionError;
@@ -50,12 +50,7 @@ fn fixture() -> Vec<Value> {
 /// Runs the whole handler on a connector array, with about half a second
 /// left for publishing.
 async fn invoke(items: Vec<Value>, app: &App) -> Result<Answer, FunctionError> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = Context::default();
-    context.deadline = now_ms + 1_500;
+    let context = test_support::context_expiring_in(Duration::from_millis(1_500));
     let payload = Payload::from_value(&Value::Array(items));
     crate::function_handler(app, LambdaEvent::new(payload, context)).await
 }

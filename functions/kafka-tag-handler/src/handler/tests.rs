@@ -1,5 +1,3 @@
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::Context;
 use lambda_stream_kit::kafka::{KafkaConfig, OutgoingRecord};
 use lambda_stream_kit::pipeline::{MemorySink, RecordHandler};
@@ -57,13 +55,7 @@ fn unreachable() -> KafkaProducer {
 
 /// A context whose deadline leaves about half a second for publishing.
 fn short_context() -> Context {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let mut context = Context::default();
-    context.deadline = now_ms + 1_500;
-    context
+    test_support::context_expiring_in(Duration::from_millis(1_500))
 }
 
 async fn invoke<S: Sink>(payload: Value, app: &App<S>) -> Result<Answer, FunctionError> {

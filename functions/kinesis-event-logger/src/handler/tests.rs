@@ -790,13 +790,11 @@ fn line_caps_come_from_the_environment_and_zero_is_refused() {
 // ---- the Kinesis mapping as template.yaml deploys it ----
 //
 // The mapping's settings come from the template and the mapping is
-// emulated (`lambda_stream_kit::testing::stream_mapping`): a flood
+// emulated (`test_support::stream_mapping`): a flood
 // aggregate is logged within its cap and every record is committed; a batch
 // that meets the deadline is redelivered, not lost.
 
-use lambda_stream_kit::testing::stream_mapping::{
-    run_shard, Invocation, StreamKind, StreamRecord, Template,
-};
+use test_support::stream_mapping::{run_shard, Invocation, StreamKind, StreamRecord, Template};
 
 fn mapped_record(seq: usize, data: &[u8]) -> StreamRecord {
     let sequence_number = format!("4959033827149025660855969253{seq:028}");
@@ -817,13 +815,7 @@ fn mapped_record(seq: usize, data: &[u8]) -> StreamRecord {
 }
 
 fn context_with(budget: std::time::Duration) -> Context {
-    let mut context = Context::default();
-    context.deadline = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        + budget)
-        .as_millis() as u64;
-    context
+    test_support::context_expiring_in(budget)
 }
 
 #[tokio::test]

@@ -1,11 +1,29 @@
-//! Helpers for broker-backed tests, and an HTTP stub for the endpoints a
-//! function calls outside Kafka (feature `test-util`).
+//! Test support for the workspace (unpublished; only ever a
+//! dev-dependency): helpers for broker-backed tests, stand-ins for the
+//! network and for MSK, an HTTP stub for the endpoints a function calls
+//! outside Kafka, emulators of Lambda's event source mappings, and the
+//! small things tests kept writing again (a free port, a `Context` with a
+//! deadline, how Lambda reads a log line's level).
+//!
+//! | item | what it is |
+//! |---|---|
+//! | [`broker`], [`unique_topic`], [`create_topic`], [`read_topic`], … | the shared test broker (`KAFKA_TEST_BROKER`) and plain rskafka reads |
+//! | [`PrivateBroker`] | a tansu of the test's own (`TANSU_BIN`) |
+//! | [`FaultProxy`] | a TCP relay that delays, stalls or cuts traffic and counts requests |
+//! | [`OauthBearerGate`] | MSK's IAM check (and a SASL/PLAIN listener) in front of a plaintext broker |
+//! | [`RefusingBroker`] | a broker front that refuses some produce requests |
+//! | [`HttpStub`], [`start_expecting_failure`] | a plain HTTP/1.1 stub; a function binary started with a bad configuration |
+//! | [`kafka_mapping`], [`stream_mapping`] | Lambda's Kafka and DynamoDB Streams/Kinesis event source mappings |
+//! | [`free_port`], [`context_expiring_in`], [`lambda_reads_level`] | the small helpers |
 //!
 //! The broker comes from `KAFKA_TEST_BROKER` (`host:port`), which
 //! `make test` sets after starting the local broker. Tests that need it are
 //! marked `#[ignore]`, so a plain `cargo test` lists them as skipped rather
 //! than passing them vacuously; `make test` runs them with
 //! `--include-ignored`.
+//!
+//! The crate depends on no crate of the workspace, so lambda-stream-kit's
+//! own unit tests can use it without building a second lambda-stream-kit.
 
 mod fault_proxy;
 mod http_stub;
@@ -159,12 +177,40 @@ pub async fn read_topic(
     }
 }
 
-/// A free loopback port (bound and released; fine for tests).
+/// A free loopback port: bound and released, so nothing listens on it
+/// (fine for tests; another process could take it in between).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
+}
+
+/// A Lambda context whose deadline is `budget` from now, as the runtime
+/// sets it (milliseconds since the Unix epoch).
+pub fn context_expiring_in(budget: Duration) -> lambda_runtime::Context {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = u64::try_from((now + budget).as_millis()).unwrap_or(u64::MAX);
+    context
+}
+
+/// The levels Lambda's log filter knows.
+const LAMBDA_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// The level Lambda's JSON log filter gives `line`: its `level` when the
+/// line also has a valid RFC 3339 `timestamp`, INFO otherwise (Lambda
+/// developer guide, "Log-level filtering").
+pub fn lambda_reads_level(line: &serde_json::Value) -> &str {
+    let stamped = line["timestamp"]
+        .as_str()
+        .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+    match line["level"].as_str() {
+        Some(level) if stamped && LAMBDA_LEVELS.contains(&level) => level,
+        _ => "INFO",
+    }
 }
 
 /// A private tansu broker for tests that need to break the network between

@@ -676,9 +676,7 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
-    use crate::testing::kafka_wire::tests::{
-        produce_request, produce_response, read_produce_response,
-    };
+    use crate::kafka_wire::tests::{produce_request, produce_response, read_produce_response};
 
     /// A loopback server that sends every read straight back.
     fn echo_server() -> String {

@@ -1,4 +1,5 @@
-//! TLS for broker connections, on rustls with the `ring` provider.
+//! TLS client configuration, on rustls with the `ring` provider: for broker
+//! connections and for the HTTPS client alike, so it needs no Kafka client.
 //!
 //! The provider is chosen explicitly: other crates in the tree enable
 //! rustls's `aws-lc-rs` feature too, and with two providers compiled in,

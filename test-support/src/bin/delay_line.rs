@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use lambda_stream_kit::testing::{Fault, FaultProxy, Traffic};
+use test_support::{Fault, FaultProxy, Traffic};
 
 const USAGE: &str =
     "usage: delay-line --listen HOST:PORT --upstream HOST:PORT --one-way-ms F [--stats FILE]";

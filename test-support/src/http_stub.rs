@@ -31,7 +31,10 @@ impl RecordedRequest {
 }
 
 /// The stub server on 127.0.0.1. Request `n` gets `answers[n]`; once they
-/// run out, the last answer is repeated. It stops when dropped.
+/// run out, the last answer is repeated. A [`HttpStub::silent`] stub keeps
+/// each request and never answers. Each connection is served on its own
+/// task; every request is kept before it is answered. It stops, and drops
+/// every connection, when dropped.
 #[derive(Debug)]
 pub struct HttpStub {
     address: String,
@@ -41,24 +44,47 @@ pub struct HttpStub {
 
 impl HttpStub {
     /// Starts the stub with `(status, body)` answers.
-    #[allow(clippy::unwrap_used, clippy::expect_used)]
     pub async fn start(answers: Vec<(u16, String)>) -> Self {
+        Self::serve(Some(answers)).await
+    }
+
+    /// Starts a stub that reads each request, keeps it, and then says
+    /// nothing: an endpoint that hangs.
+    pub async fn silent() -> Self {
+        Self::serve(None).await
+    }
+
+    #[allow(clippy::unwrap_used, clippy::expect_used)]
+    async fn serve(answers: Option<Vec<(u16, String)>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address").to_string();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
         let task = tokio::spawn(async move {
+            // Dropped with this task when the stub is, which ends every
+            // connection still open.
+            let mut connections = tokio::task::JoinSet::new();
             let mut served = 0usize;
             while let Ok((socket, _)) = listener.accept().await {
-                let answer = answers
-                    .get(served)
-                    .or(answers.last())
-                    .cloned()
-                    .unwrap_or((200, String::new()));
+                let answer = answers.as_ref().map(|answers| {
+                    answers
+                        .get(served)
+                        .or(answers.last())
+                        .cloned()
+                        .unwrap_or((200, String::new()))
+                });
                 served += 1;
-                if let Some(request) = serve(socket, answer).await {
+                let seen = Arc::clone(&seen);
+                connections.spawn(async move {
+                    let Some((mut socket, request)) = read_request(socket).await else {
+                        return;
+                    };
                     seen.lock().unwrap().push(request);
-                }
+                    match answer {
+                        Some(answer) => write_answer(&mut socket, answer).await,
+                        None => std::future::pending().await,
+                    }
+                });
             }
         });
         Self {
@@ -90,8 +116,8 @@ impl Drop for HttpStub {
     }
 }
 
-/// Reads one request (head and `content-length` body) and writes `answer`.
-async fn serve(mut socket: TcpStream, (status, body): (u16, String)) -> Option<RecordedRequest> {
+/// Reads one request: its head and its `content-length` body.
+async fn read_request(mut socket: TcpStream) -> Option<(TcpStream, RecordedRequest)> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 8192];
     let (head_len, content_length) = loop {
@@ -133,13 +159,17 @@ async fn serve(mut socket: TcpStream, (status, body): (u16, String)) -> Option<R
             .collect(),
         body: seen[head_len..].to_vec(),
     };
+    Some((socket, request))
+}
+
+/// Writes `(status, body)` as the answer, and closes the connection.
+async fn write_answer(socket: &mut TcpStream, (status, body): (u16, String)) {
     let answer = format!(
         "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let _ = socket.write_all(answer.as_bytes()).await;
     let _ = socket.shutdown().await;
-    Some(request)
 }
 
 /// What a function binary did when started with a bad configuration.
@@ -202,7 +232,7 @@ impl FailedStart {
             serde_json::from_str(&self.stdout[0]).expect("the line is JSON");
         assert_eq!(line["level"], "ERROR", "{line}");
         assert_eq!(
-            crate::telemetry::lambda_reads_level(&line),
+            crate::lambda_reads_level(&line),
             "ERROR",
             "Lambda's log filter keeps it an ERROR: {line}"
         );

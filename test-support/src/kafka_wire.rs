@@ -337,11 +337,11 @@ pub(super) mod tests {
     use super::*;
 
     /// Partitions as a test writes them: index and record bytes.
-    pub(in crate::testing) type TestPartitions<'a> = &'a [(i32, &'a [u8])];
+    pub(crate) type TestPartitions<'a> = &'a [(i32, &'a [u8])];
 
     /// A produce request frame (without its length), written field by field
     /// as the protocol lays it out.
-    pub(in crate::testing) fn produce_request(
+    pub(crate) fn produce_request(
         version: i16,
         correlation_id: i32,
         topics: &[(&str, TestPartitions<'_>)],
@@ -371,7 +371,7 @@ pub(super) mod tests {
 
     /// A produce response frame (without its length) where partition `p`
     /// has error 0 and base offset `100 + p`.
-    pub(in crate::testing) fn produce_response(
+    pub(crate) fn produce_response(
         version: i16,
         correlation_id: i32,
         topics: &[(&str, &[i32])],
@@ -407,7 +407,7 @@ pub(super) mod tests {
 
     /// Each partition of a produce response: (topic, index, error code,
     /// base offset).
-    pub(in crate::testing) fn read_produce_response(
+    pub(crate) fn read_produce_response(
         frame: &[u8],
         version: i16,
     ) -> Vec<(String, i32, i16, i64)> {
