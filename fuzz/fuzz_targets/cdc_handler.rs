@@ -22,15 +22,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use cdc_enricher::auth::SecretReader;
 use cdc_enricher::config::{Config, OnFailure, TokenSource};
-use cdc_enricher::handler::{handle, CallError, Enricher, Response};
+use cdc_enricher::handler::{handle, CallError, App, Response};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Secret;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use stream_fuzz::is_json;
 
-fn enrichers() -> &'static [(bool, Enricher); 2] {
-    static ENRICHERS: OnceLock<[(bool, Enricher); 2]> = OnceLock::new();
+fn enrichers() -> &'static [(bool, App); 2] {
+    static ENRICHERS: OnceLock<[(bool, App); 2]> = OnceLock::new();
     ENRICHERS.get_or_init(|| {
         let enricher = |token: TokenSource| {
             let config = Config {
@@ -43,7 +43,7 @@ fn enrichers() -> &'static [(bool, Enricher); 2] {
             };
             let no_secrets: SecretReader =
                 Box::new(|_, _| Box::pin(async { Err("no secrets while fuzzing".to_owned()) }));
-            Enricher::new(config, no_secrets).expect("an enricher")
+            App::new(config, no_secrets).expect("an enricher")
         };
         [
             (false, enricher(TokenSource::None)),
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn check(event: &Value, token_required: bool, enricher: &Enricher) {
+fn check(event: &Value, token_required: bool, enricher: &App) {
     let answer = stream_fuzz::block_on(handle(
         enricher,
         LambdaEvent::new(event.clone(), Context::default()),

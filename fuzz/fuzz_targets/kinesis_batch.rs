@@ -21,7 +21,8 @@
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use kinesis_event_logger::handler::{log_batch, BatchError, Config};
+use kinesis_event_logger::config::Config;
+use kinesis_event_logger::handler::{log_batch, BatchError};
 use lambda_runtime::tracing::subscriber::{self, fmt::format::JsonFields};
 use lambda_stream_kit::telemetry::JsonLines;
 use libfuzzer_sys::fuzz_target;

@@ -88,6 +88,7 @@
 //! ```
 
 pub mod answer;
+pub mod dead_letter;
 pub mod sink;
 
 use std::fmt;

@@ -52,7 +52,7 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(1);
 
 /// What the function keeps between invocations.
 #[derive(Debug)]
-pub struct Enricher {
+pub struct App {
     config: Config,
     ips: IpSource,
     guard: TokenGuard,
@@ -60,7 +60,7 @@ pub struct Enricher {
     response_limit: usize,
 }
 
-impl Enricher {
+impl App {
     /// Builds the state once per execution environment; no I/O happens here.
     pub fn new(config: Config, read_secret: SecretReader) -> Result<Self, TlsError> {
         Ok(Self {
@@ -157,7 +157,7 @@ impl CallError {
 
 /// The Lambda entry point: answers, or returns the whole-call error.
 pub async fn function_handler(
-    enricher: &Enricher,
+    enricher: &App,
     event: LambdaEvent<Value>,
 ) -> Result<Response, FunctionError> {
     handle(enricher, event).await.map_err(|e| {
@@ -167,7 +167,7 @@ pub async fn function_handler(
 }
 
 /// [`function_handler`] with the error typed.
-pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Response, CallError> {
+pub async fn handle(enricher: &App, event: LambdaEvent<Value>) -> Result<Response, CallError> {
     let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
     let mut payload = event.payload;
     let Some(fields) = payload.as_object() else {
@@ -207,7 +207,7 @@ pub async fn handle(enricher: &Enricher, event: LambdaEvent<Value>) -> Result<Re
 
 /// `budget` is what the answer may take, `None` when nothing fits.
 async fn doublecloud_batch(
-    enricher: &Enricher,
+    enricher: &App,
     mut batch: Value,
     stop_by: Instant,
     budget: Option<Budget>,
@@ -252,7 +252,7 @@ async fn doublecloud_batch(
 /// A Function-URL call: never a Lambda error, always an HTTP answer, so the
 /// engine sees a status it retries on rather than a generic 502.
 async fn function_url(
-    enricher: &Enricher,
+    enricher: &App,
     mut request: Value,
     stop_by: Instant,
 ) -> LambdaFunctionUrlResponse {

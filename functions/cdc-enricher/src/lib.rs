@@ -22,7 +22,7 @@
 //!
 //! # Data flow
 //!
-//! `main` reads [`config::Config`] once and builds a [`handler::Enricher`]
+//! `main` reads [`config::Config`] once and builds a [`handler::App`]
 //! (no I/O). Per call, [`handler::function_handler`] checks the caller
 //! (Function URL only), takes the record list, gets the IP from
 //! [`ip::IpSource`] (skipped for the empty probe), and maps every record

@@ -10,7 +10,7 @@
 
 use base64::Engine as _;
 use cdc_enricher::config::Config;
-use cdc_enricher::handler::{handle, Enricher, Response};
+use cdc_enricher::handler::{handle, App, Response};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Env;
 use serde_json::{json, Value};
@@ -21,11 +21,11 @@ const REQUEST_LIMIT: usize = 6_291_456;
 /// The smallest Lambda memory size, in bytes.
 const MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
 
-fn enricher() -> Enricher {
+fn enricher() -> App {
     let env = Env::from_pairs(&[("ENRICH_IP", "44.201.33.239"), ("ENRICHER_AUTH", "none")]);
     let no_secrets: cdc_enricher::auth::SecretReader =
         Box::new(|_, _| Box::pin(async { Err("no secrets here".to_owned()) }));
-    Enricher::new(Config::from_env(&env).unwrap(), no_secrets).unwrap()
+    App::new(Config::from_env(&env).unwrap(), no_secrets).unwrap()
 }
 
 /// Builds a request around a message.

@@ -20,10 +20,7 @@ use lambda_stream_kit::pipeline::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::Config;
-
-/// The stream event names DynamoDB sends.
-pub const KNOWN_EVENT_NAMES: [&str; 3] = ["INSERT", "MODIFY", "REMOVE"];
+use crate::config::{Config, KNOWN_EVENT_NAMES};
 
 /// The kind of every poison record (the reason says which fault).
 const MALFORMED: &str = "malformed-record";

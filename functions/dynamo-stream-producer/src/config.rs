@@ -5,7 +5,8 @@ use std::time::Duration;
 use lambda_stream_kit::config::{ConfigError, Env};
 use lambda_stream_kit::kafka::KafkaConfig;
 
-use crate::change::KNOWN_EVENT_NAMES;
+/// The stream event names DynamoDB sends.
+pub const KNOWN_EVENT_NAMES: [&str; 3] = ["INSERT", "MODIFY", "REMOVE"];
 
 /// The function's settings.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@
 //! [`dead_letter`] builds the record for `ERROR_TOPIC` in both trigger
 //! modes, so the batch and the connector write the same headers; one too
 //! large to send becomes a stub (see
-//! [`lambda_stream_kit::kafka::dead_letter`]).
+//! [`lambda_stream_kit::pipeline::dead_letter`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -184,7 +184,7 @@ pub fn dead_letter(
 
 #[cfg(test)]
 mod tests {
-    use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
+    use lambda_stream_kit::pipeline::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
     use lambda_stream_kit::pipeline::MemorySink;
 
     use super::*;

@@ -18,8 +18,8 @@ use kafka_tag_handler::source::Payload;
 use kafka_tag_handler::{function_handler, Answer, App};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::batch::KafkaEventResponse;
-use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
+use lambda_stream_kit::pipeline::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use serde_json::Value;
 
 const PARTITIONS: i32 = 3;

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kinesis_event_logger::handler::{log_batch, Config};
+use kinesis_event_logger::config::Config;
+use kinesis_event_logger::handler::log_batch;
 use lambda_runtime::tracing::subscriber::{self, fmt::format::JsonFields};
 use lambda_stream_kit::telemetry::JsonLines;
 use serde_json::{json, Value};

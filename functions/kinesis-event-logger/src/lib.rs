@@ -5,7 +5,8 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`handler`] | the batch loop, per-record parsing, data classification, [`handler::Config`] |
+//! | [`config`] | the settings (`LOG_DATA_MAX_BYTES`, `LOG_MAX_LINES_PER_AGGREGATE`, `LOG_MAX_LINES_PER_INVOCATION`) |
+//! | [`handler`] | the entry point, the batch loop, per-record parsing, data classification |
 //! | [`kpl`] | the KPL aggregate reader (magic, protobuf, MD5) |
 //!
 //! # Data flow
@@ -17,5 +18,6 @@
 //! nested JSON or base64. Records that cannot be parsed become the Kinesis
 //! partial batch response.
 
+pub mod config;
 pub mod handler;
 pub mod kpl;

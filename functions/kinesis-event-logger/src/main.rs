@@ -2,23 +2,24 @@
 
 use std::process::ExitCode;
 
-use kinesis_event_logger::handler;
+use kinesis_event_logger::config::Config;
+use kinesis_event_logger::handler::{self, App};
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::runtime_api;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_stream_kit::telemetry::init();
+    lambda_stream_kit::init();
     let env = Env::process();
-    let config = match handler::Config::from_env(&env) {
+    let config = match Config::from_env(&env) {
         Ok(config) => config,
         Err(error) => return runtime_api::init_failed(&env, error.into()).await,
     };
-    let config = &config;
+    let app = App { config };
     runtime_api::loop_ended(
-        run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-            handler::function_handler(event, config)
+        run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+            handler::function_handler(&app, event)
         }))
         .await,
     )

@@ -8,11 +8,9 @@
 //! * [`partitioner`]: Java-compatible key partitioning.
 //! * [`producer`]: the batched, bounded producer.
 //! * [`relay`]: the loopback relay that gives broker connections `TCP_NODELAY`.
-//! * [`dead_letter`]: dead letters cut down to a stub when they would not fit.
 
 pub mod auth;
 pub mod config;
-pub mod dead_letter;
 pub mod partitioner;
 pub mod producer;
 pub mod relay;

@@ -11,11 +11,11 @@ use std::sync::Mutex;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::kafka::dead_letter::fit_dead_letter;
 use crate::kafka::partitioner::Partitioner;
 use crate::kafka::producer::{
     record_fits, Delivery, KafkaProducer, OutgoingRecord, ProduceError, ProduceOutcome,
 };
+use crate::pipeline::dead_letter::fit_dead_letter;
 
 /// Something records can be produced to, one batch per call.
 pub trait Sink: Sync {

@@ -34,17 +34,17 @@ pub(crate) fn no_secrets() -> SecretReader {
     Box::new(|_, _| Box::pin(async { Err("no secret reads in this test".to_owned()) }))
 }
 
-fn enricher(pairs: &[(&str, &str)]) -> Enricher {
+fn enricher(pairs: &[(&str, &str)]) -> App {
     let config = Config::from_env(&Env::from_pairs(pairs)).unwrap();
-    Enricher::new(config, no_secrets()).unwrap()
+    App::new(config, no_secrets()).unwrap()
 }
 
 /// The sample's IP fixed, no token check (`ENRICHER_AUTH=none`).
-fn sample_enricher() -> Enricher {
+fn sample_enricher() -> App {
     enricher(&[("ENRICH_IP", SAMPLE_IP), NO_TOKEN_CHECK])
 }
 
-async fn call(enricher: &Enricher, payload: Value) -> Result<Value, CallError> {
+async fn call(enricher: &App, payload: Value) -> Result<Value, CallError> {
     handle(enricher, LambdaEvent::new(payload, Context::default()))
         .await
         .map(|response| serde_json::to_value(response).unwrap())
@@ -253,7 +253,7 @@ async fn the_token_secret_is_read_lazily_once_and_a_failed_read_is_a_503() {
             "arn:aws:secretsmanager:eu-central-1:1:secret:enricher",
         ),
     ]);
-    let enricher = Enricher::new(Config::from_env(&env).unwrap(), reader).unwrap();
+    let enricher = App::new(Config::from_env(&env).unwrap(), reader).unwrap();
 
     call(&enricher, fixture("events/cdc-probe.json"))
         .await

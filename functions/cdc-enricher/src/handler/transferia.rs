@@ -56,7 +56,7 @@ impl Transfer {
 
 /// Sends `records` to the enricher as the engine would, through the
 /// Function URL, and acts on the answer as the engine does.
-async fn run(enricher: &Enricher, records: &[Value]) -> Transfer {
+async fn run(enricher: &App, records: &[Value]) -> Transfer {
     let mut transfer = Transfer::default();
     let body = json!({ "Records": records }).to_string();
     for _ in 0..=RETRIES {
@@ -83,7 +83,7 @@ async fn run(enricher: &Enricher, records: &[Value]) -> Transfer {
 /// of at most `buffer_bytes` of request (at least one record each), in
 /// order, each retried on its own; the transfer stops at the first call
 /// that fails every attempt.
-async fn run_buffered(enricher: &Enricher, records: &[Value], buffer_bytes: usize) -> Transfer {
+async fn run_buffered(enricher: &App, records: &[Value], buffer_bytes: usize) -> Transfer {
     let mut total = Transfer::default();
     let mut start = 0;
     while start < records.len() {
@@ -151,11 +151,11 @@ fn apply(transfer: &mut Transfer, results: Vec<Value>) {
     }
 }
 
-fn enricher(pairs: &[(&str, &str)]) -> Enricher {
+fn enricher(pairs: &[(&str, &str)]) -> App {
     let mut all = vec![("ENRICH_IP", "44.201.33.239"), ("ENRICHER_AUTH", "none")];
     all.extend_from_slice(pairs);
     let config = Config::from_env(&Env::from_pairs(&all)).unwrap();
-    Enricher::new(config, crate::handler::tests::no_secrets()).unwrap()
+    App::new(config, crate::handler::tests::no_secrets()).unwrap()
 }
 
 /// Two good records (three lines) and two that cannot be transformed.

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use lambda_runtime::LambdaEvent;
-use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer};
+use lambda_stream_kit::pipeline::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
 use lambda_stream_kit::runtime_api::FunctionError;
 use lambda_stream_kit::telemetry::capture;
 

@@ -618,7 +618,7 @@ fn a_600_kb_bad_value_makes_a_dead_letter_with_small_headers_that_never_quote_it
 
 #[test]
 fn a_record_too_large_to_dead_letter_becomes_a_stub_that_fits() {
-    use lambda_stream_kit::kafka::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
+    use lambda_stream_kit::pipeline::dead_letter::{LEFT_OUT_HEADER, ORIGINAL_BYTES_HEADER};
     let producer = unreachable();
     let value = vec![b'{'; 1_500_000];
     let (_, out) = batch_dead_letter(&value, &producer);

@@ -6,7 +6,9 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
 use super::*;
+use crate::config::{LOG_MAX_LINES_PER_AGGREGATE, LOG_MAX_LINES_PER_INVOCATION};
 use crate::kpl::encode;
+use lambda_stream_kit::config::{ConfigError, Env};
 use lambda_stream_kit::telemetry::capture;
 
 const SEQ: [&str; 4] = [
@@ -51,9 +53,12 @@ async fn invoke(
     event: Value,
     config: &Config,
 ) -> (Result<KinesisEventResponse, FunctionError>, Vec<Value>) {
+    let app = App {
+        config: config.clone(),
+    };
     let (result, logs) = capture(function_handler(
+        &app,
         LambdaEvent::new(event, Context::default()),
-        config,
     ))
     .await;
     (result, logs.lines())
@@ -176,7 +181,10 @@ async fn tutorial_record_is_logged_as_text_with_its_metadata() {
 #[tokio::test]
 async fn json_record_data_is_nested_not_escaped() {
     let event = LambdaEvent::new(fixture("kinesis-json-record.json"), Context::default());
-    let (result, logs) = capture(function_handler(event, &Config::default())).await;
+    let app = App {
+        config: Config::default(),
+    };
+    let (result, logs) = capture(function_handler(&app, event)).await;
     assert_eq!(
         serde_json::to_value(result.unwrap()).unwrap(),
         no_failures()
@@ -845,7 +853,7 @@ async fn a_flood_aggregate_is_logged_within_its_cap_and_every_record_is_committe
             async move {
                 let event =
                     LambdaEvent::new(event, context_with(std::time::Duration::from_secs(15)));
-                match function_handler(event, &config).await {
+                match function_handler(&App { config }, event).await {
                     Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
                     Err(error) => Invocation::Failed(error.to_string()),
                 }
@@ -898,7 +906,7 @@ async fn a_batch_that_meets_the_deadline_is_redelivered_and_logged_in_the_end() 
             let config = config.clone();
             async move {
                 let event = LambdaEvent::new(event, context_with(budget));
-                match function_handler(event, &config).await {
+                match function_handler(&App { config }, event).await {
                     Ok(answer) => Invocation::Answered(serde_json::to_value(answer).unwrap()),
                     Err(error) => Invocation::Failed(error.to_string()),
                 }

@@ -14,7 +14,7 @@
 //! value goes first (it is what is large, and the source still has it), then
 //! the key, then every header but the ones the caller marks essential.
 
-use crate::kafka::producer::OutgoingRecord;
+use crate::kafka::OutgoingRecord;
 #[cfg(doc)]
 use crate::pipeline::Sink;
 
