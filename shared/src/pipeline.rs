@@ -99,6 +99,7 @@ use tokio::time::Instant;
 use crate::kafka::{Delivery, OutgoingRecord, ProduceError, ProduceOutcome};
 use crate::redact;
 use crate::runtime_api::FunctionError;
+use crate::telemetry::error_chain;
 
 pub use answer::Answer;
 pub use sink::{MemorySink, Sink};
@@ -455,11 +456,11 @@ pub async fn process<H: RecordHandler>(
                 run.entries[index].disposition = Disposition::Published(delivery);
             }
             Err(error) if error.is_permanent() => {
-                let rejection = Rejection::new(REJECTED_BY_BROKER, error.to_string());
+                let rejection = Rejection::new(REJECTED_BY_BROKER, error_chain(&error));
                 let mapped = match handler.refused(run.records[index], rejection) {
                     Mapped::Publish(_) => Mapped::Fail(Rejection::new(
                         REJECTED_BY_BROKER,
-                        format!("the broker refused the record: {error}"),
+                        format!("the broker refused the record: {}", error_chain(&error)),
                     )),
                     mapped => mapped,
                 };
@@ -472,11 +473,11 @@ pub async fn process<H: RecordHandler>(
                     warn_at!(
                         &run.entries[index].position,
                         destination = topics.publish,
-                        error = %error,
+                        error = %error_chain(&error),
                         "publishing failed; the source delivers the record again from here"
                     );
                 }
-                run.entries[index].disposition = Disposition::Failed(error.to_string());
+                run.entries[index].disposition = Disposition::Failed(error_chain(&error));
             }
         }
     }
@@ -595,12 +596,13 @@ impl<H: RecordHandler, S: Sink + ?Sized> Run<'_, H, S> {
                         kind = why.kind,
                         reason = %why.message,
                         dead_letter_topic = topic,
-                        error = %error,
+                        error = %error_chain(&error),
                         "dead-lettering failed; the source delivers the record again"
                     );
                     Disposition::Failed(format!(
-                        "{}; dead-lettering failed too: {error}",
-                        why.message
+                        "{}; dead-lettering failed too: {}",
+                        why.message,
+                        error_chain(&error)
                     ))
                 }
             };

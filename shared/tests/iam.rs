@@ -244,7 +244,10 @@ async fn a_failed_token_fetch_is_a_clear_error_within_the_deadline() {
         started.elapsed()
     );
     match &outcomes[0] {
-        Err(ProduceError::Connect(message)) => {
+        Err(error @ ProduceError::Connect { .. }) => {
+            // The cause is kept as the error's source, not flattened into it.
+            assert!(!error.to_string().contains("no AWS credentials"), "{error}");
+            let message = lambda_stream_kit::telemetry::error_chain(error);
             assert!(
                 message.contains("no AWS credentials for MSK IAM"),
                 "{message}"

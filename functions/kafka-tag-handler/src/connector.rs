@@ -37,6 +37,7 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use lambda_stream_kit::kafka::{Delivery, OutgoingRecord, ProduceError};
 use lambda_stream_kit::pipeline::Sink;
+use lambda_stream_kit::telemetry::error_chain;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -62,7 +63,7 @@ pub enum ConnectorError {
     },
     /// A bad record could not be dead-lettered (`ON_ERROR=dlq`).
     #[error(
-        "connector record {index}{position}: {kind}, and publishing its dead letter to {topic} failed: {source}"
+        "connector record {index}{position}: {kind}, and publishing its dead letter to {topic} failed"
     )]
     DeadLetter {
         /// Its position in the input array.
@@ -170,7 +171,7 @@ pub async fn handle(
                     offset = position.offset,
                     kind = bad.kind.as_str(),
                     error_topic = topic,
-                    error = %error,
+                    error = %error_chain(&error),
                     "dead-lettering a connector record failed; failing the call"
                 );
                 first_failure.get_or_insert(ConnectorError::DeadLetter {

@@ -44,6 +44,7 @@ use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::pipeline::{answer, process_partial_response, Sink, Topics};
 use lambda_stream_kit::runtime_api::FunctionError;
+use lambda_stream_kit::telemetry::error_chain;
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -112,8 +113,9 @@ impl HandlerError {
 
 impl From<HandlerError> for FunctionError {
     fn from(error: HandlerError) -> Self {
-        tracing::error!(error = %error, error_type = error.error_type(), "invocation failed");
-        FunctionError::new(error.error_type(), error)
+        let message = error_chain(&error);
+        tracing::error!(error = %message, error_type = error.error_type(), "invocation failed");
+        FunctionError::new(error.error_type(), message)
     }
 }
 

@@ -41,6 +41,7 @@ use crate::kafka::config::{
 };
 use crate::kafka::partitioner::Partitioner;
 use crate::kafka::relay::BrokerRelay;
+use crate::telemetry::error_chain;
 use crate::tls;
 
 /// Room left in each request for the record batch header.
@@ -88,8 +89,15 @@ pub struct Delivery {
     pub offset: i64,
 }
 
-/// Why a record was not acknowledged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What caused a [`ProduceError`]: the Kafka client's, the SDK's or the
+/// TLS set-up's own error, kept whole so that logs can render its chain
+/// ([`crate::telemetry::error_chain`]). Shared, because one failed request
+/// fails every record in it.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a record was not acknowledged. The `Display` of a variant with a
+/// cause does not repeat it: render the whole chain where it is logged.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
     /// The record can never be sent: it is larger than the limit.
@@ -101,8 +109,14 @@ pub enum ProduceError {
         limit: usize,
     },
     /// No connection to the cluster could be made.
-    #[error("cannot connect to Kafka: {0}")]
-    Connect(String),
+    #[error("cannot connect to Kafka: {reason}")]
+    Connect {
+        /// What could not be done.
+        reason: String,
+        /// Why, when another error says.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The topic's metadata could not be had.
     #[error("topic {topic}: {reason}")]
     Topic {
@@ -110,6 +124,9 @@ pub enum ProduceError {
         topic: String,
         /// What went wrong.
         reason: String,
+        /// Why, when another error says.
+        #[source]
+        source: Option<Cause>,
     },
     /// A step did not finish before the deadline.
     #[error("{step} did not finish before the deadline")]
@@ -122,8 +139,11 @@ pub enum ProduceError {
     Broker {
         /// The partition.
         partition: i32,
-        /// The error.
+        /// What went wrong.
         reason: String,
+        /// The client's error, when it gave one.
+        #[source]
+        source: Option<Cause>,
     },
     /// The broker refused the record itself (`MESSAGE_TOO_LARGE`,
     /// `RECORD_LIST_TOO_LARGE`, `INVALID_RECORD`, `CORRUPT_MESSAGE` for a
@@ -132,8 +152,11 @@ pub enum ProduceError {
     Rejected {
         /// The partition.
         partition: i32,
-        /// The broker's error.
+        /// What the broker said.
         reason: String,
+        /// The client's error, when it gave one.
+        #[source]
+        source: Option<Cause>,
     },
     /// Not attempted, because an earlier record of the same partition failed.
     #[error("not sent: an earlier record for partition {partition} failed")]
@@ -144,6 +167,26 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
+    /// A connection failure with no other error behind it.
+    pub fn connect(reason: impl Into<String>) -> Self {
+        Self::Connect {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A connection failure: `reason` says what could not be done, `source`
+    /// why.
+    pub fn connect_because(
+        reason: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Connect {
+            reason: reason.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
     /// Whether retrying can never help (the record itself is the problem).
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::TooLarge { .. } | Self::Rejected { .. })
@@ -357,7 +400,7 @@ impl KafkaProducer {
             Err(_) => {
                 let auth_error = self.iam.get().and_then(|p| p.last_error());
                 return Err(match auth_error {
-                    Some(e) => ProduceError::Connect(format!(
+                    Some(e) => ProduceError::connect(format!(
                         "no connection before the deadline; the last authentication attempt failed: {e}"
                     )),
                     None => ProduceError::Timeout { step: "connect" },
@@ -391,7 +434,7 @@ impl KafkaProducer {
             Ok(relay) => Some(relay),
             Err(e) => {
                 tracing::warn!(
-                    error = %e,
+                    error = %error_chain(&e),
                     "cannot start the TCP_NODELAY relay; connecting to the brokers directly, where a request can stall up to 40 ms"
                 );
                 None
@@ -418,7 +461,7 @@ impl KafkaProducer {
             });
         if self.config.tls {
             let tls = tls::client_config(self.config.tls_ca_file.as_deref())
-                .map_err(|e| ProduceError::Connect(e.to_string()))?;
+                .map_err(|e| ProduceError::connect_because("TLS configuration", e))?;
             builder = builder.tls_config(tls);
         }
         if let Some(sasl) = self.sasl_config(deadline).await? {
@@ -431,7 +474,7 @@ impl KafkaProducer {
         let client = builder
             .build()
             .await
-            .map_err(|e| ProduceError::Connect(e.to_string()))?;
+            .map_err(|e| ProduceError::connect_because("no broker answered", e))?;
         tracing::info!(
             brokers = brokers.join(","),
             auth = %self.config.auth,
@@ -451,13 +494,11 @@ impl KafkaProducer {
                     .iam
                     .get_or_try_init(|| async {
                         let region = self.config.region.clone().ok_or_else(|| {
-                            ProduceError::Connect("AWS_REGION is needed for MSK IAM".into())
+                            ProduceError::connect("AWS_REGION is needed for MSK IAM")
                         })?;
                         let credentials =
                             self.sdk().await.credentials_provider().ok_or_else(|| {
-                                ProduceError::Connect(
-                                    "no AWS credential provider is configured".into(),
-                                )
+                                ProduceError::connect("no AWS credential provider is configured")
                             })?;
                         Ok::<_, ProduceError>(Arc::new(IamTokenProvider::new(region, credentials)))
                     })
@@ -470,7 +511,7 @@ impl KafkaProducer {
                     .map_err(|_| ProduceError::Timeout {
                         step: "MSK IAM token",
                     })?
-                    .map_err(|e| ProduceError::Connect(e.to_string()))?;
+                    .map_err(|e| ProduceError::connect_because("MSK IAM token", e))?;
                 Ok(Some(Arc::clone(provider).sasl_config()))
             }
             AuthMode::ScramSha512 | AuthMode::ScramSha256 | AuthMode::Plain => {
@@ -480,7 +521,7 @@ impl KafkaProducer {
                         .map_err(|_| ProduceError::Timeout {
                             step: "password read",
                         })?
-                        .map_err(ProduceError::Connect)?;
+                        .map_err(ProduceError::connect)?;
                     return Ok(user.sasl_config(auth));
                 }
                 let user = match &self.config.credentials {
@@ -491,12 +532,15 @@ impl KafkaProducer {
                     Some(CredentialSource::SecretArn(arn)) => {
                         let text = aws::secret_string(self.sdk().await, arn, deadline)
                             .await
-                            .map_err(|e| ProduceError::Connect(e.to_string()))?;
-                        UserPassword::from_secret_json(&text)
-                            .map_err(|e| ProduceError::Connect(e.to_string()))?
+                            .map_err(|e| {
+                                ProduceError::connect_because("reading KAFKA_SECRET_ARN", e)
+                            })?;
+                        UserPassword::from_secret_json(&text).map_err(|e| {
+                            ProduceError::connect_because("reading KAFKA_SECRET_ARN", e)
+                        })?
                     }
                     None => {
-                        return Err(ProduceError::Connect(format!(
+                        return Err(ProduceError::connect(format!(
                             "KAFKA_AUTH={auth} needs credentials"
                         )))
                     }
@@ -516,12 +560,7 @@ impl KafkaProducer {
         .map_err(|_| ProduceError::Timeout {
             step: "kafka:GetBootstrapBrokers",
         })?
-        .map_err(|e| {
-            ProduceError::Connect(format!(
-                "kafka:GetBootstrapBrokers failed: {}",
-                aws_sdk_kafka::error::DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(|e| ProduceError::connect_because("kafka:GetBootstrapBrokers failed", e))?;
         let strings = MskBrokerStrings {
             plaintext: answer.bootstrap_broker_string().map(str::to_owned),
             tls: answer.bootstrap_broker_string_tls().map(str::to_owned),
@@ -530,7 +569,7 @@ impl KafkaProducer {
                 .map(str::to_owned),
             sasl_iam: answer.bootstrap_broker_string_sasl_iam().map(str::to_owned),
         };
-        pick_msk_brokers(&strings, self.config.auth, self.config.tls).map_err(ProduceError::Connect)
+        pick_msk_brokers(&strings, self.config.auth, self.config.tls).map_err(ProduceError::connect)
     }
 
     async fn sdk(&self) -> &aws_config::SdkConfig {
@@ -550,7 +589,8 @@ impl Session {
             .map_err(|_| ProduceError::Timeout { step: "metadata" })?
             .map_err(|e| ProduceError::Topic {
                 topic: topic.to_owned(),
-                reason: e.to_string(),
+                reason: "the metadata request failed".into(),
+                source: Some(Arc::new(e)),
             })?;
         let count = topics
             .iter()
@@ -560,6 +600,7 @@ impl Session {
             .ok_or_else(|| ProduceError::Topic {
                 topic: topic.to_owned(),
                 reason: "does not exist (topics are not created automatically)".into(),
+                source: None,
             })?;
         self.partition_counts
             .lock()
@@ -589,7 +630,8 @@ impl Session {
         })?
         .map_err(|e| ProduceError::Broker {
             partition,
-            reason: e.to_string(),
+            reason: "the leader lookup failed".into(),
+            source: Some(Arc::new(e)),
         })?;
         let client = Arc::new(client);
         self.partition_clients
@@ -660,10 +702,11 @@ async fn send_partition(
                 );
             }
             Ok(Err(e)) if rejection(&e).is_some() && indexes.len() == 1 => {
-                tracing::warn!(topic, partition, error = %e, "the broker rejected a record");
+                tracing::warn!(topic, partition, error = %error_chain(&e), "the broker rejected a record");
                 let error = ProduceError::Rejected {
                     partition,
-                    reason: e.to_string(),
+                    reason: "the record itself is at fault".into(),
+                    source: Some(Arc::new(e)),
                 };
                 // The record is at fault, not the partition: the next ones go on.
                 outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
@@ -679,9 +722,8 @@ async fn send_partition(
                             .insert((topic.to_owned(), partition));
                         ProduceError::Broker {
                             partition,
-                            reason: format!(
-                                "{e}; the broker refused the request as a whole, so its records go one per request on the retry, to find the one at fault"
-                            ),
+                            reason: "the broker refused the request as a whole, so its records go one per request on the retry, to find the one at fault".into(),
+                            source: Some(Arc::new(e)),
                         }
                     }
                     Ok(Err(e)) => {
@@ -692,13 +734,14 @@ async fn send_partition(
                             tracing::error!(
                                 topic,
                                 partition,
-                                error = %e,
+                                error = %error_chain(&e),
                                 "the broker refused this function's credentials for the topic; check the role's kafka-cluster permissions or the topic ACLs"
                             );
                         }
                         ProduceError::Broker {
                             partition,
-                            reason: e.to_string(),
+                            reason: "the request failed".into(),
+                            source: Some(Arc::new(e)),
                         }
                     }
                     Ok(Ok(offsets)) => ProduceError::Broker {
@@ -708,9 +751,10 @@ async fn send_partition(
                             offsets.len(),
                             indexes.len()
                         ),
+                        source: None,
                     },
                 };
-                tracing::warn!(topic, partition, error = %error, "produce failed");
+                tracing::warn!(topic, partition, error = %error_chain(&error), "produce failed");
                 session.forget_partition_client(topic, partition).await;
                 outcomes.extend(indexes.into_iter().map(|i| (i, Err(error.clone()))));
                 failure = Some(error);
@@ -836,11 +880,13 @@ mod tests {
         let rejected = ProduceError::Rejected {
             partition: 0,
             reason: "MessageTooLarge".into(),
+            source: None,
         };
         assert!(rejected.is_permanent());
         let transient = ProduceError::Broker {
             partition: 0,
             reason: "NotLeaderOrFollower".into(),
+            source: None,
         };
         assert!(!transient.is_permanent());
     }

@@ -189,6 +189,7 @@ impl Sink for MemorySink {
                     return Err(ProduceError::Rejected {
                         partition,
                         reason: "InvalidRecord".into(),
+                        source: None,
                     });
                 }
                 let offset = stored

@@ -327,3 +327,25 @@ async fn a_stream_record_without_a_sequence_number_fails_the_whole_batch() {
     assert_eq!(error.error_type(), "Record.Unidentifiable");
     assert!(error.message().contains("no SequenceNumber"), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_failure_keeps_its_whole_cause_chain_in_the_reason() {
+    let sink = MemorySink::new();
+    let cause = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset");
+    sink.fail_topic(
+        "out",
+        ProduceError::Broker {
+            partition: 0,
+            reason: "the request failed".into(),
+            source: Some(std::sync::Arc::new(cause)),
+        },
+    );
+    let handler = Lines {
+        policy: Policy::DeadLetter,
+    };
+    let report = process(&sink, &handler, TOPICS, &groups(&[&["a"]]), soon()).await;
+    assert_eq!(
+        report.entries[0].disposition.reason(),
+        Some("produce to partition 0 failed: the request failed: peer reset")
+    );
+}
