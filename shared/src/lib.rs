@@ -31,14 +31,131 @@
 //!
 //! # Data flow
 //!
-//! A function's `main` reads its configuration once ([`config::Env`]),
-//! builds a `kafka::KafkaProducer` (no I/O) and hands both to its handler.
-//! Per invocation the handler turns each record into an
-//! `kafka::OutgoingRecord` (DynamoDB images through `dynamodb`), sends
-//! the batch with one `kafka::KafkaProducer::produce` call bounded by
-//! [`deadline::stop_by`], and answers with a [`batch`] response built from
-//! the per-record outcomes. Transformation functions answer with `result`
+//! Every function has the same shape: `main.rs` wires (logging and the TLS
+//! provider with [`init`], the settings read once from the environment into
+//! a typed `Config` ([`config::Env`]), clients built once, `run(service_fn(…))`),
+//! `config.rs` holds the settings and `handler.rs` holds
+//! `function_handler(app, event)`, where `App` is what the execution
+//! environment keeps between invocations.
+//!
+//! A function that writes to Kafka keeps the event's records raw, reads
+//! each on its own ([`lenient`]), and hands the batch to the pipeline
+//! (`pipeline::process_partial_response`) with its `RecordHandler`: one
+//! record in, what becomes of it out. The pipeline produces through a
+//! `Sink` (the `KafkaProducer`, or `MemorySink` in tests), dead-letters,
+//! gives every record its disposition and answers as the source's event
+//! source mapping expects. Transformation functions answer with `result`
 //! types instead.
+//!
+//! # Writing a function
+//!
+//! A fifth function, Kinesis orders to Kafka, is its record type, its
+//! mapper, a thin handler and `main`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "kafka")]
+//! # mod example {
+//! use aws_lambda_events::streams::KinesisEventResponse;
+//! use lambda_runtime::{run, service_fn, LambdaEvent};
+//! use lambda_stream_kit::config::Env;
+//! use lambda_stream_kit::deadline::stop_by;
+//! use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord};
+//! use lambda_stream_kit::lenient::{self, Lenient};
+//! use lambda_stream_kit::pipeline::{
+//!     answer, process_partial_response, Mapped, Position, RecordHandler, Rejection, Sink, Topics,
+//! };
+//! use lambda_stream_kit::runtime_api::FunctionError;
+//! use serde::Deserialize;
+//! use serde_json::value::RawValue;
+//!
+//! /// The event, each record kept raw: one bad record cannot fail the batch.
+//! #[derive(Deserialize)]
+//! pub struct Batch {
+//!     #[serde(rename = "Records")]
+//!     records: Vec<Box<RawValue>>,
+//! }
+//!
+//! /// What the function reads of a record.
+//! #[derive(Deserialize)]
+//! struct Order {
+//!     #[serde(rename = "sequenceNumber")]
+//!     sequence_number: String,
+//!     customer: String,
+//! }
+//!
+//! /// What it can still read of one that does not parse.
+//! #[derive(Default, Deserialize)]
+//! struct Coordinates {
+//!     #[serde(rename = "sequenceNumber", default, deserialize_with = "lenient::text")]
+//!     sequence_number: Option<String>,
+//! }
+//!
+//! struct Orders;
+//!
+//! impl RecordHandler for Orders {
+//!     type Record = (Box<RawValue>, Lenient<Order, Coordinates>);
+//!
+//!     fn position(&self, (_, read): &Self::Record) -> Position {
+//!         let sequence_number = match read {
+//!             Lenient::Parsed(order) => Some(order.sequence_number.clone()),
+//!             Lenient::Unparsed { coordinates, .. } => coordinates.sequence_number.clone(),
+//!         };
+//!         Position::stream(sequence_number, None)
+//!     }
+//!
+//!     fn map(&self, (raw, read): &Self::Record) -> Mapped {
+//!         match read {
+//!             Lenient::Parsed(order) => Mapped::Publish(OutgoingRecord {
+//!                 key: Some(order.customer.clone().into_bytes()),
+//!                 value: Some(raw.get().as_bytes().to_vec()),
+//!                 ..OutgoingRecord::default()
+//!             }),
+//!             Lenient::Unparsed { reason, .. } => {
+//!                 Mapped::DeadLetter(Rejection::new("malformed-record", reason.as_str()))
+//!             }
+//!         }
+//!     }
+//!
+//!     fn dead_letter(&self, (raw, _): &Self::Record, why: &Rejection) -> OutgoingRecord {
+//!         let mut letter = OutgoingRecord {
+//!             value: Some(raw.get().as_bytes().to_vec()),
+//!             ..OutgoingRecord::default()
+//!         };
+//!         letter.headers.insert("dlq-reason".into(), why.message.clone().into_bytes());
+//!         letter
+//!     }
+//! }
+//!
+//! pub async fn function_handler(
+//!     sink: &impl Sink,
+//!     event: LambdaEvent<Batch>,
+//! ) -> Result<KinesisEventResponse, FunctionError> {
+//!     let deadline = stop_by(&event.context, std::time::Duration::from_secs(1));
+//!     let records: Vec<_> = event
+//!         .payload
+//!         .records
+//!         .into_iter()
+//!         .map(|raw| {
+//!             let read = lenient::read(&raw, "record");
+//!             (raw, read)
+//!         })
+//!         .collect();
+//!     let topics = Topics { publish: "orders", dead_letters: Some("orders-dlq") };
+//!     process_partial_response(sink, &Orders, topics, &[records], deadline, &answer::KinesisStream)
+//!         .await
+//! }
+//!
+//! pub async fn main() -> Result<(), lambda_runtime::Error> {
+//!     lambda_stream_kit::init();
+//!     let producer = KafkaProducer::new(KafkaConfig::from_env(&Env::process())?);
+//!     run(service_fn(|event| function_handler(&producer, event))).await
+//! }
+//! # }
+//! # fn main() {}
+//! ```
+//!
+//! Its tests hand `function_handler` a `pipeline::MemorySink` and read back
+//! what landed on each topic (see the `pipeline` module's example).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
