@@ -375,19 +375,9 @@ pub(crate) mod tests {
             r#"{"awsRegion":"us-east-1","eventID":"e9","eventName":"INSERT","dynamodb":{"NewImage":{"b":{"B":"%%%"}},"SequenceNumber":"900","SizeBytes":1}}"#.to_owned(),
         )
         .unwrap();
-        let record = ChangeRecord::read(&raw);
-        assert_eq!(record.sequence_number(), Some("900"));
-        let cfg = config(&[]);
-        let sink = MemorySink::new();
-        let mapper = Changes {
-            config: &cfg,
-            sink: &sink,
-        };
-        let Mapped::DeadLetter(why) = mapper.map(&record) else {
-            panic!("an unparseable record is poison")
-        };
+        assert_eq!(ChangeRecord::read(&raw).sequence_number(), Some("900"));
+        let (why, letter) = poison_letter(&raw, &config(&[]));
         assert!(why.message.contains("does not parse"), "{why:?}");
-        let letter = mapper.dead_letter(&record, &why);
         assert_eq!(letter.key.as_deref(), Some(&b"e9"[..]), "the event id");
         assert_eq!(letter.value.as_deref(), Some(raw.get().as_bytes()));
         assert_eq!(
@@ -395,6 +385,21 @@ pub(crate) mod tests {
             "record does not parse: unexpected JSON (data error at line 1, column 100)"
         );
         assert_eq!(letter.headers[header::SEQUENCE_NUMBER], b"900");
+    }
+
+    /// What the mapper makes of a poison record: why, and its dead letter.
+    fn poison_letter(raw: &RawValue, cfg: &Config) -> (Rejection, OutgoingRecord) {
+        let record = ChangeRecord::read(raw);
+        let sink = MemorySink::new();
+        let mapper = Changes {
+            config: cfg,
+            sink: &sink,
+        };
+        let Mapped::DeadLetter(why) = mapper.map(&record) else {
+            panic!("a poison record is dead-lettered")
+        };
+        let letter = mapper.dead_letter(&record, &why);
+        (why, letter)
     }
 
     /// A record serde_json cannot read, whose error message would quote
@@ -415,16 +420,7 @@ pub(crate) mod tests {
             "serde_json quotes it: {err}"
         );
         let cfg = config(&[("DEAD_LETTER_TOPIC", "dead")]);
-        let record = ChangeRecord::read(&raw);
-        let sink = MemorySink::new();
-        let mapper = Changes {
-            config: &cfg,
-            sink: &sink,
-        };
-        let Mapped::DeadLetter(why) = mapper.map(&record) else {
-            panic!("an unparseable record is poison")
-        };
-        let letter = mapper.dead_letter(&record, &why);
+        let (_, letter) = poison_letter(&raw, &cfg);
         assert_eq!(
             String::from_utf8_lossy(&letter.headers[header::DLQ_REASON]),
             "record does not parse: unexpected JSON (data error at line 1, column 153)"
