@@ -25,8 +25,9 @@
 //! * A corrupt KPL aggregate is not a failure: it is logged raw (base64) at
 //!   WARN with `kpl_error` saying what is wrong.
 //! * A record that cannot be parsed (not an object, no `kinesis` object, no
-//!   `kinesis.data` or `kinesis.sequenceNumber` string, data not base64) is
-//!   logged at ERROR with the reason. The first such record's sequence number
+//!   `kinesis.data` or `kinesis.sequenceNumber` string, data not base64, or,
+//!   having all of those, still not valid: a field given twice, a string
+//!   that is not Unicode) is logged at ERROR with the reason. The first such record's sequence number
 //!   is returned as the batch item failure, so the mapping's retry limit and
 //!   on-failure destination take over. When `kinesis.sequenceNumber` is
 //!   missing, the one in `eventID` is reported instead.
@@ -38,6 +39,10 @@
 //! Every parseable record is logged, also those after a failed one; as the
 //! mapping redelivers from the failed record, those lines repeat on the retry
 //! (at least once, like any Kinesis consumer).
+//!
+//! Each record is read on its own ([`crate::record`]): a typed parse, and
+//! for a record that fails it, a second read of only its coordinates
+//! (`eventID`, `kinesis.sequenceNumber`), which name it in the answer.
 //!
 //! # Bounds
 //!
@@ -57,15 +62,19 @@
 //!   redelivers them to a fresh invocation instead of the function timing
 //!   out on the whole batch.
 
+use std::borrow::Cow;
+
 use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine as _;
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::runtime_api::FunctionError;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::Level;
 
 use crate::config::Config;
 use crate::kpl::{self, KplError};
+use crate::record::{self, Failure, Record};
+pub use crate::record::{KinesisBatch, RecordError};
 
 /// Time kept back from the invocation deadline to answer.
 const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_millis(1000);
@@ -97,24 +106,6 @@ impl From<BatchError> for FunctionError {
     }
 }
 
-/// Why a record cannot be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RecordError {
-    /// The record is not a JSON object.
-    #[error("record is not a JSON object")]
-    NotAnObject,
-    /// There is no `kinesis` object.
-    #[error("record has no kinesis object")]
-    MissingKinesis,
-    /// A required `kinesis` field is absent or not a string.
-    #[error("kinesis.{0} is missing or not a string")]
-    MissingField(&'static str),
-    /// `kinesis.data` is not standard base64.
-    #[error("kinesis.data is not valid base64: {0}")]
-    InvalidBase64(base64::DecodeError),
-}
-
 /// What one batch came to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome<'a> {
@@ -131,8 +122,9 @@ pub struct BatchOutcome<'a> {
     /// Records left alone because the deadline came first; they are
     /// redelivered from [`BatchOutcome::first_failed`].
     pub deferred: usize,
-    /// The sequence number to report as the batch item failure.
-    pub first_failed: Option<&'a str>,
+    /// The sequence number to report as the batch item failure (borrowed
+    /// from the batch unless its JSON escapes it).
+    pub first_failed: Option<Cow<'a, str>>,
 }
 
 /// What every invocation needs, built once per execution environment.
@@ -146,28 +138,31 @@ pub struct App {
 /// response (empty when every record was parsed).
 pub async fn function_handler(
     app: &App,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<KinesisBatch>,
 ) -> Result<KinesisEventResponse, FunctionError> {
     let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
     let outcome = log_batch_until(&event.payload, &app.config, Some(stop_by.into_std()))?;
     Ok(lambda_stream_kit::batch::kinesis_response(
-        outcome.first_failed,
+        outcome.first_failed.as_deref(),
     ))
 }
 
-/// Logs every record of `event` with no deadline; see the module docs.
-pub fn log_batch<'a>(event: &'a Value, config: &Config) -> Result<BatchOutcome<'a>, BatchError> {
-    log_batch_until(event, config, None)
+/// Logs every record of `batch` with no deadline; see the module docs.
+pub fn log_batch<'a>(
+    batch: &'a KinesisBatch,
+    config: &Config,
+) -> Result<BatchOutcome<'a>, BatchError> {
+    log_batch_until(batch, config, None)
 }
 
-/// Logs the records of `event` until `stop_by`; see the module docs for the
+/// Logs the records of `batch` until `stop_by`; see the module docs for the
 /// outcomes and the bounds.
 pub fn log_batch_until<'a>(
-    event: &'a Value,
+    batch: &'a KinesisBatch,
     config: &Config,
     stop_by: Option<std::time::Instant>,
 ) -> Result<BatchOutcome<'a>, BatchError> {
-    let Some(records) = event.get("Records").and_then(Value::as_array) else {
+    let Some(records) = batch.records.as_deref() else {
         tracing::error!(reason = %BatchError::NotABatch, "event rejected");
         return Err(BatchError::NotABatch);
     };
@@ -191,18 +186,21 @@ pub fn log_batch_until<'a>(
             per_aggregate: config.max_lines_per_aggregate,
         };
         match log_record(record, config, budget, &mut buffer) {
-            Ok(logged) => {
-                outcome.lines += logged.lines;
-                if logged.not_logged > 0 && logged.over_invocation_cap {
-                    unlogged.add(logged.sequence_number, logged.not_logged);
+            Ok(Logged {
+                written,
+                sequence_number,
+            }) => {
+                outcome.lines += written.lines;
+                if written.not_logged > 0 && written.over_invocation_cap {
+                    unlogged.add(sequence_number, written.not_logged);
                 }
-                outcome.not_logged += logged.not_logged;
+                outcome.not_logged += written.not_logged;
             }
             Err(failure) => {
                 tracing::error!(
                     index,
-                    sequence_number = failure.sequence_number,
-                    event_id = failure.event_id,
+                    sequence_number = failure.sequence_number.as_deref(),
+                    event_id = failure.event_id.as_deref(),
                     reason = %failure.reason,
                     "kinesis record cannot be parsed"
                 );
@@ -222,8 +220,8 @@ pub fn log_batch_until<'a>(
         tracing::warn!(
             cap = config.max_lines_per_invocation,
             not_logged = unlogged.count,
-            first_sequence_number = unlogged.first,
-            last_sequence_number = unlogged.last,
+            first_sequence_number = unlogged.first.as_deref(),
+            last_sequence_number = unlogged.last.as_deref(),
             "log line cap reached; the rest of the batch was parsed but not logged"
         );
     }
@@ -233,7 +231,7 @@ pub fn log_batch_until<'a>(
         failed = outcome.failed,
         not_logged = outcome.not_logged,
         deferred = outcome.deferred,
-        first_failed = outcome.first_failed,
+        first_failed = outcome.first_failed.as_deref(),
         "kinesis batch logged"
     );
     match unidentifiable {
@@ -250,36 +248,25 @@ pub fn log_batch_until<'a>(
 /// deadline has come. The first of them is reported unless an earlier
 /// failure already covers it.
 fn defer_rest<'a>(
-    rest: &'a [Value],
+    rest: &'a [Box<RawValue>],
     index: usize,
     outcome: &mut BatchOutcome<'a>,
     unidentifiable: &mut Option<(usize, RecordError)>,
 ) {
     outcome.deferred = rest.len();
-    let first = rest.first();
-    let sequence_number = first.and_then(|r| {
-        r.pointer("/kinesis/sequenceNumber")
-            .and_then(Value::as_str)
-            .or_else(|| {
-                r.get("eventID")
-                    .and_then(Value::as_str)
-                    .and_then(|id| id.split_once(':'))
-                    .map(|(_, seq)| seq)
-                    .filter(|seq| !seq.is_empty())
-            })
-    });
+    let sequence_number = rest.first().and_then(|raw| record::sequence_number(raw));
+    tracing::warn!(
+        deferred = rest.len(),
+        from_index = index,
+        from_sequence_number = sequence_number.as_deref(),
+        "the invocation deadline is near; the rest of the batch is reported for redelivery"
+    );
     if outcome.first_failed.is_none() && unidentifiable.is_none() {
         match sequence_number {
             Some(seq) => outcome.first_failed = Some(seq),
             None => *unidentifiable = Some((index, RecordError::MissingField("sequenceNumber"))),
         }
     }
-    tracing::warn!(
-        deferred = rest.len(),
-        from_index = index,
-        from_sequence_number = sequence_number,
-        "the invocation deadline is near; the rest of the batch is reported for redelivery"
-    );
 }
 
 /// How many lines one record may still write.
@@ -293,101 +280,94 @@ struct Budget {
 
 /// What logging one record came to.
 struct Logged<'a> {
+    written: Written,
+    sequence_number: Cow<'a, str>,
+}
+
+/// The lines one record's data took.
+struct Written {
     lines: usize,
     not_logged: usize,
     /// Whether the invocation's cap (not only the aggregate's) held lines back.
     over_invocation_cap: bool,
-    sequence_number: &'a str,
+}
+
+impl Written {
+    /// One line, or none when the cap has been reached.
+    fn single(logged: bool) -> Self {
+        Self {
+            lines: usize::from(logged),
+            not_logged: usize::from(!logged),
+            over_invocation_cap: !logged,
+        }
+    }
 }
 
 /// The records held back by the invocation's line cap.
 #[derive(Default)]
 struct Unlogged<'a> {
     count: usize,
-    first: Option<&'a str>,
-    last: Option<&'a str>,
+    first: Option<Cow<'a, str>>,
+    last: Option<Cow<'a, str>>,
 }
 
 impl<'a> Unlogged<'a> {
-    fn add(&mut self, sequence_number: &'a str, count: usize) {
+    fn add(&mut self, sequence_number: Cow<'a, str>, count: usize) {
         self.count += count;
-        self.first.get_or_insert(sequence_number);
+        if self.first.is_none() {
+            self.first = Some(sequence_number.clone());
+        }
         self.last = Some(sequence_number);
     }
 }
 
-/// A record that could not be parsed, with what is known to name it.
-struct Failure<'a> {
-    sequence_number: Option<&'a str>,
-    event_id: Option<&'a str>,
-    reason: RecordError,
-}
-
 /// Logs one record within `budget` and says how many lines it took.
 fn log_record<'a>(
-    record: &'a Value,
+    raw: &'a RawValue,
     config: &Config,
     budget: Budget,
     buffer: &mut Vec<u8>,
 ) -> Result<Logged<'a>, Failure<'a>> {
-    let event_id = record.get("eventID").and_then(Value::as_str);
-    let (shard_id, id_sequence_number) = match event_id.and_then(|id| id.split_once(':')) {
-        Some((shard, seq)) if !seq.is_empty() => (Some(shard), Some(seq)),
-        _ => (None, None),
-    };
-    let fail = |sequence_number, reason| Failure {
-        sequence_number,
-        event_id,
-        reason,
-    };
-    let Some(record) = record.as_object() else {
-        return Err(fail(None, RecordError::NotAnObject));
-    };
-    let Some(kinesis) = record.get("kinesis").and_then(Value::as_object) else {
-        return Err(fail(id_sequence_number, RecordError::MissingKinesis));
-    };
-    let Some(sequence_number) = kinesis.get("sequenceNumber").and_then(Value::as_str) else {
-        return Err(fail(
-            id_sequence_number,
-            RecordError::MissingField("sequenceNumber"),
-        ));
-    };
-    let Some(encoded) = kinesis.get("data").and_then(Value::as_str) else {
-        return Err(fail(
-            Some(sequence_number),
-            RecordError::MissingField("data"),
-        ));
-    };
+    let record = record::read(raw)?;
     buffer.clear();
-    if let Err(e) = base64::engine::general_purpose::STANDARD.decode_vec(encoded, buffer) {
-        return Err(fail(Some(sequence_number), RecordError::InvalidBase64(e)));
+    if let Err(e) =
+        base64::engine::general_purpose::STANDARD.decode_vec(&*record.kinesis.data, buffer)
+    {
+        return Err(record.failed(RecordError::InvalidBase64(e)));
     }
-    let data = buffer.as_slice();
+    let written = log_data(
+        &record,
+        buffer.as_slice(),
+        config.log_data_max_bytes,
+        budget,
+    );
+    Ok(Logged {
+        written,
+        sequence_number: record.kinesis.sequence_number,
+    })
+}
 
+/// Logs a parsed record's decoded `data` within `budget`.
+fn log_data(record: &Record<'_>, data: &[u8], max: usize, budget: Budget) -> Written {
+    let sequence_number = &*record.kinesis.sequence_number;
+    let shard_id = record.shard_id();
     let line = Line {
-        partition_key: kinesis.get("partitionKey").and_then(Value::as_str),
+        partition_key: record.partition_key(),
         explicit_hash_key: None,
         sequence_number,
         sub_sequence_number: None,
         shard_id,
-        arrival: kinesis
-            .get("approximateArrivalTimestamp")
-            .and_then(Value::as_f64)
+        arrival: record
+            .kinesis
+            .approximate_arrival_timestamp
             .and_then(Rfc3339Millis::from_epoch_seconds),
         data,
-    };
-    let max = config.log_data_max_bytes;
-    let single = |logged: bool| Logged {
-        lines: usize::from(logged),
-        not_logged: usize::from(!logged),
-        over_invocation_cap: !logged,
-        sequence_number,
     };
     if !kpl::is_aggregated(data) {
         if budget.lines > 0 {
             line.emit(max, None);
         }
-        return Ok(single(budget.lines > 0));
+        return Written::single(budget.lines > 0);
     }
     match kpl::decode(data) {
         Ok(user_records) => {
@@ -415,19 +395,18 @@ fn log_record<'a>(
                     "KPL aggregate partly logged"
                 );
             }
-            Ok(Logged {
+            Written {
                 lines: logged,
                 not_logged,
                 over_invocation_cap: budget.lines < budget.per_aggregate
                     && user_records.len() > budget.lines,
-                sequence_number,
-            })
+            }
         }
         Err(error) => {
             if budget.lines > 0 {
                 line.emit(max, Some(&error));
             }
-            Ok(single(budget.lines > 0))
+            Written::single(budget.lines > 0)
         }
     }
 }

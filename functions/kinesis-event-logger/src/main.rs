@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use kinesis_event_logger::config::Config;
-use kinesis_event_logger::handler::{self, App};
+use kinesis_event_logger::handler::{self, App, KinesisBatch};
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::runtime_api;
@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     };
     let app = App { config };
     runtime_api::loop_ended(
-        run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        run(service_fn(|event: LambdaEvent<KinesisBatch>| {
             handler::function_handler(&app, event)
         }))
         .await,
