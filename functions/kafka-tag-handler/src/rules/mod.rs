@@ -74,7 +74,6 @@ use serde::Deserialize;
 use crate::visit::PageVisit;
 use channel::ChannelClassifier;
 use device::DeviceClassifier;
-use glob::LiteralGlob;
 use template::{Slot, Template};
 use url_parts::UrlParts;
 
@@ -287,34 +286,15 @@ fn default_bot_tag() -> Option<String> {
 #[derive(Debug, Clone)]
 struct UrlRule {
     tag: Template,
-    host: Option<Condition>,
-    path: Option<Condition>,
+    /// The rule's host pattern: its index in the host set.
+    host: Option<usize>,
+    /// The rule's path pattern: its index in the path set.
+    path: Option<usize>,
     /// The host regex again, when the tag reads its groups.
     host_groups: Option<Regex>,
     /// The path regex again, when the tag reads its groups.
     path_groups: Option<Regex>,
     query: Option<QueryCondition>,
-}
-
-/// A host or path condition.
-#[derive(Debug, Clone)]
-enum Condition {
-    /// A glob without `*` or `?`, compared byte by byte.
-    Literal(LiteralGlob),
-    /// Any other glob or regex: its index in the host or path set.
-    Set(usize),
-}
-
-impl Condition {
-    /// Whether `text` (`None`: the URL has no host) meets the condition,
-    /// given what the set matched.
-    fn holds(&self, text: Option<&[u8]>, hits: Option<&regex::bytes::SetMatches>) -> bool {
-        match (self, text) {
-            (_, None) => false,
-            (Self::Literal(glob), Some(text)) => glob.is_match(text),
-            (Self::Set(index), Some(_)) => hits.is_some_and(|hits| hits.matched(*index)),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -327,9 +307,9 @@ struct QueryCondition {
 #[derive(Debug, Clone)]
 pub struct Tagger {
     rules: Vec<UrlRule>,
-    /// Host patterns of all rules that need a regex, matched in one pass.
+    /// Host patterns of all rules, matched in one pass.
     hosts: Option<RegexSet>,
-    /// Path patterns of all rules that need a regex, matched in one pass.
+    /// Path patterns of all rules, matched in one pass.
     paths: Option<RegexSet>,
     channel: Option<(ChannelClassifier, Template)>,
     device: Option<DeviceClassifier>,
@@ -439,21 +419,18 @@ impl Tagger {
     ) {
         let host = page.host.as_deref().map(str::as_bytes);
         let path = page.path.as_bytes();
+        // Without a host, no host pattern matches.
         let host_hits = match (&self.hosts, host) {
             (Some(set), Some(host)) => Some(set.matches(host)),
             _ => None,
         };
         let path_hits = self.paths.as_ref().map(|set| set.matches(path));
+        let holds = |index: Option<usize>, hits: &Option<regex::bytes::SetMatches>| {
+            index.is_none_or(|i| hits.as_ref().is_some_and(|hits| hits.matched(i)))
+        };
         for rule in &self.rules {
-            if let Some(condition) = &rule.host {
-                if !condition.holds(host, host_hits.as_ref()) {
-                    continue;
-                }
-            }
-            if let Some(condition) = &rule.path {
-                if !condition.holds(Some(path), path_hits.as_ref()) {
-                    continue;
-                }
+            if !holds(rule.host, &host_hits) || !holds(rule.path, &path_hits) {
+                continue;
             }
             let host_caps = rule
                 .host_groups
@@ -641,14 +618,6 @@ fn compile_rule(
         '/',
         "path",
     )?;
-    let host_literal = spec
-        .host
-        .as_deref()
-        .and_then(|g| LiteralGlob::new(g.trim(), true));
-    let path_literal = spec
-        .path
-        .as_deref()
-        .and_then(|g| LiteralGlob::new(g.trim(), false));
     if spec.equals.is_some() && spec.query.is_none() {
         return Err("`equals` needs `query`".into());
     }
@@ -695,19 +664,15 @@ fn compile_rule(
     })?;
     let wants_host = tag.uses(|s| matches!(s, Slot::HostGroup(_)));
     let wants_path = tag.uses(|s| matches!(s, Slot::PathGroup(_)));
-    let condition =
-        |pattern: Option<String>, literal: Option<LiteralGlob>, set: &mut Vec<String>| {
-            pattern.map(|p| match literal {
-                Some(literal) => Condition::Literal(literal),
-                None => {
-                    set.push(p);
-                    Condition::Set(set.len() - 1)
-                }
-            })
-        };
+    let index = |pattern: Option<String>, set: &mut Vec<String>| {
+        pattern.map(|p| {
+            set.push(p);
+            set.len() - 1
+        })
+    };
     Ok(UrlRule {
-        host: condition(host, host_literal, host_patterns),
-        path: condition(path, path_literal, path_patterns),
+        host: index(host, host_patterns),
+        path: index(path, path_patterns),
         host_groups: host_regex.filter(|_| wants_host),
         path_groups: path_regex.filter(|_| wants_path),
         tag,
