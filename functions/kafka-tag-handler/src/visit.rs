@@ -36,6 +36,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::bad_record::{BadRecord, ErrorKind};
+pub use crate::rules::PageVisit;
 use crate::rules::{Tagger, Tags};
 
 /// Names accepted for the page URL, in order of preference.
@@ -59,22 +60,6 @@ const FIELDS: [&[&str]; 5] = [
     &VISITOR_FIELDS,
     &TIMESTAMP_FIELDS,
 ];
-
-/// The recognised fields of one page visit, borrowed from the event where
-/// possible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageVisit<'a> {
-    /// The page URL (absolute, or a path with an optional query).
-    pub url: Cow<'a, str>,
-    /// Where the visitor came from.
-    pub referrer: Option<Cow<'a, str>>,
-    /// The browser's user agent.
-    pub user_agent: Option<Cow<'a, str>>,
-    /// The visitor or session id (numbers as their text).
-    pub visitor_id: Option<Cow<'a, str>>,
-    /// The event time as sent (text or number).
-    pub timestamp: Option<Cow<'a, str>>,
-}
 
 /// The tagged event as JSON bytes: the original plus `tags` and `tagged_at`.
 pub fn tag_bytes(raw: &[u8], tagger: &Tagger, tagged_at: &str) -> Result<Vec<u8>, BadRecord> {

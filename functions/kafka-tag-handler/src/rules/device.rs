@@ -16,7 +16,9 @@
 
 use std::fmt;
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::bytes::RegexSet;
+
+use super::glob::ascii_set;
 
 /// A device class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,10 +70,7 @@ pub(crate) struct DeviceClassifier {
 
 impl DeviceClassifier {
     pub(crate) fn new() -> Result<Self, regex::Error> {
-        let signs = RegexSetBuilder::new([BOT, TABLET, MOBILE, "mobile", "android"])
-            .unicode(false)
-            .case_insensitive(true)
-            .build()?;
+        let signs = ascii_set(&[BOT, TABLET, MOBILE, "mobile", "android"], true)?;
         Ok(Self { signs })
     }
 

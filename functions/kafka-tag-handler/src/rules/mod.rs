@@ -68,12 +68,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use lambda_stream_kit::runtime_api::FunctionError;
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexSet};
 use serde::Deserialize;
 
-use crate::visit::PageVisit;
-use channel::ChannelClassifier;
+use channel::{ChannelClassifier, ChannelSpec};
 use device::DeviceClassifier;
+use glob::{ascii_regex, ascii_set};
 use template::{Slot, Template};
 use url_parts::UrlParts;
 
@@ -82,10 +82,6 @@ pub use device::Device;
 
 /// The default rules, built into the binary.
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default.json");
-
-/// Compiled regexes are small; this only stops a pathological pattern from
-/// taking the function's memory.
-const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,40 +214,6 @@ fn scalar_text<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_any(Text)
 }
 
-/// The `channel` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ChannelSpec {
-    #[serde(default = "default_channel_tag")]
-    pub(crate) tag: Option<String>,
-    #[serde(default)]
-    pub(crate) search_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) social_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) email_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) internal_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) paid_parameters: Vec<String>,
-    #[serde(default)]
-    pub(crate) paid_mediums: Vec<String>,
-}
-
-impl Default for ChannelSpec {
-    fn default() -> Self {
-        Self {
-            tag: default_channel_tag(),
-            search_hosts: Vec::new(),
-            social_hosts: Vec::new(),
-            email_hosts: Vec::new(),
-            internal_hosts: Vec::new(),
-            paid_parameters: Vec::new(),
-            paid_mediums: Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeviceSpec {
@@ -268,10 +230,6 @@ impl Default for DeviceSpec {
             bot_tag: default_bot_tag(),
         }
     }
-}
-
-fn default_channel_tag() -> Option<String> {
-    Some("channel:{channel}".into())
 }
 
 fn default_device_tag() -> Option<String> {
@@ -301,6 +259,23 @@ struct UrlRule {
 struct QueryCondition {
     name: String,
     equals: Option<String>,
+}
+
+/// The recognised fields of one page visit, what the tagger reads,
+/// borrowed from the event where possible. [`crate::visit`] finds them in
+/// an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageVisit<'a> {
+    /// The page URL (absolute, or a path with an optional query).
+    pub url: Cow<'a, str>,
+    /// Where the visitor came from.
+    pub referrer: Option<Cow<'a, str>>,
+    /// The browser's user agent.
+    pub user_agent: Option<Cow<'a, str>>,
+    /// The visitor or session id (numbers as their text).
+    pub visitor_id: Option<Cow<'a, str>>,
+    /// The event time as sent (text or number).
+    pub timestamp: Option<Cow<'a, str>>,
 }
 
 /// The compiled rules: everything needed to tag a page visit.
@@ -522,30 +497,6 @@ impl serde::Serialize for Tags {
     }
 }
 
-/// A regex with ASCII semantics (Unicode off), matched against bytes.
-pub(crate) fn ascii_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .unicode(false)
-        .case_insensitive(case_insensitive)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-}
-
-fn ascii_set(
-    patterns: &[String],
-    case_insensitive: bool,
-) -> Result<Option<RegexSet>, regex::Error> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    RegexSetBuilder::new(patterns)
-        .unicode(false)
-        .case_insensitive(case_insensitive)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map(Some)
-}
-
 type Place = (String, String);
 
 fn compile(file: RulesFile) -> Result<Tagger, Place> {
@@ -558,9 +509,13 @@ fn compile(file: RulesFile) -> Result<Tagger, Place> {
             .map_err(|message| (place, message))?;
         rules.push(rule);
     }
-    let hosts = ascii_set(&host_patterns, true).map_err(|e| ("rules".to_owned(), e.to_string()))?;
-    let paths =
-        ascii_set(&path_patterns, false).map_err(|e| ("rules".to_owned(), e.to_string()))?;
+    let set = |patterns: &[String], case_insensitive| {
+        (!patterns.is_empty())
+            .then(|| ascii_set(patterns, case_insensitive))
+            .transpose()
+            .map_err(|e| ("rules".to_owned(), e.to_string()))
+    };
+    let (hosts, paths) = (set(&host_patterns, true)?, set(&path_patterns, false)?);
 
     let channel = match &file.channel.tag {
         None => None,
