@@ -402,6 +402,7 @@ fn malformed(message: String) -> BadRecord {
     BadRecord::new(ErrorKind::MalformedRecord, message)
 }
 
+/// The kind of JSON value, as the error messages name it.
 pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

@@ -38,6 +38,7 @@ use serde_json::{Map, Value};
 use crate::bad_record::{BadRecord, ErrorKind};
 pub use crate::rules::PageVisit;
 use crate::rules::{Tagger, Tags};
+use crate::source::kind_of;
 
 /// Names accepted for the page URL, in order of preference.
 pub const URL_FIELDS: [&str; 3] = ["url", "page_url", "pageUrl"];
@@ -96,7 +97,7 @@ pub fn tag_value_or_return(
     let Value::Object(mut object) = value else {
         let bad = BadRecord::new(
             ErrorKind::NotAPageVisit,
-            format!("not a JSON object (found {})", type_name(&value)),
+            format!("not a JSON object (found {})", kind_of(&value)),
         );
         return Err((bad, value));
     };
@@ -248,17 +249,6 @@ fn scan(raw: &[u8]) -> Result<Found<'_>, BadRecord> {
 /// answers, so it gives the parser's position, never its quote of the value.
 fn not_json(e: serde_json::Error) -> BadRecord {
     BadRecord::new(ErrorKind::NotJson, json_error(&e).to_string())
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Appends `"tags"` and `"tagged_at"` before the object's closing brace.
