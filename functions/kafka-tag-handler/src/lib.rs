@@ -23,9 +23,9 @@
 //! `main` reads [`config::Config`], compiles the [`rules::Tagger`] and
 //! builds a `KafkaProducer` once. The runtime reads each invocation's JSON
 //! straight into a [`source::Payload`] (a connector array, or a batch's
-//! records with only the fields the function uses). For a batch,
+//! `records` kept as raw JSON text). For a batch,
 //! [`handler::function_handler`] splits the records per topic-partition
-//! ([`source`]), decodes and tags each one ([`visit`], [`rules`]), sends the
+//! and reads each one leniently ([`source`]), decodes and tags each one ([`visit`], [`rules`]), sends the
 //! tagged events and the dead letters with one produce call per topic, and
 //! reports the first unpublished offset of each partition.
 
