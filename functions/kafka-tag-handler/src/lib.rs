@@ -24,13 +24,13 @@
 //! `main` reads [`config::Config`], compiles the [`rules::Tagger`] and
 //! builds a `KafkaProducer` once, all held in a [`handler::App`]. The runtime reads each invocation's JSON
 //! straight into a [`source::Payload`] (a connector array, or a batch's
-//! records with only the fields the function uses). For a batch,
+//! `records` kept as raw JSON text). For a batch,
 //! [`handler::function_handler`] splits the records per topic-partition
-//! ([`source`]) and hands them to the shared pipeline
-//! (`lambda_stream_kit::pipeline`) with [`mapper::Tagging`], which decodes
-//! and tags each one ([`visit`], [`rules`]); the pipeline sends the tagged
-//! events and the dead letters with one produce call per topic and lists
-//! every record not handled.
+//! and reads each record on its own ([`source`]), then hands them to the
+//! shared pipeline (`lambda_stream_kit::pipeline`) with
+//! [`mapper::Tagging`], which decodes and tags each one ([`visit`],
+//! [`rules`]); the pipeline sends the tagged events and the dead letters
+//! with one produce call per topic and lists every record not handled.
 
 pub mod bad_record;
 pub mod config;

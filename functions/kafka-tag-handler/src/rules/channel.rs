@@ -24,9 +24,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use regex::bytes::Regex;
+use serde::Deserialize;
 
+use super::glob::ascii_regex;
 use super::url_parts::referrer_host;
-use super::{ascii_regex, ChannelSpec};
 
 /// Where a visit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +178,44 @@ const SOCIAL_MEDIUMS: &[&str] = &[
     "social_media",
     "sm",
 ];
+
+/// The `channel` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChannelSpec {
+    #[serde(default = "default_channel_tag")]
+    pub(crate) tag: Option<String>,
+    #[serde(default)]
+    pub(crate) search_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) social_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) email_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) internal_hosts: Vec<String>,
+    #[serde(default)]
+    pub(crate) paid_parameters: Vec<String>,
+    #[serde(default)]
+    pub(crate) paid_mediums: Vec<String>,
+}
+
+impl Default for ChannelSpec {
+    fn default() -> Self {
+        Self {
+            tag: default_channel_tag(),
+            search_hosts: Vec::new(),
+            social_hosts: Vec::new(),
+            email_hosts: Vec::new(),
+            internal_hosts: Vec::new(),
+            paid_parameters: Vec::new(),
+            paid_mediums: Vec::new(),
+        }
+    }
+}
+
+fn default_channel_tag() -> Option<String> {
+    Some("channel:{channel}".into())
+}
 
 /// Compiled channel lists.
 #[derive(Debug, Clone)]

@@ -16,7 +16,9 @@
 
 use std::fmt;
 
-use aho_corasick::{AhoCorasick, Input, MatchKind};
+use regex::bytes::RegexSet;
+
+use super::glob::ascii_set;
 
 /// A device class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,155 +48,42 @@ impl fmt::Display for Device {
     }
 }
 
-/// The heuristics as regexes (ASCII, case-insensitive): the definition the
-/// token table below implements, and what the tests check it against.
-#[cfg(test)]
+/// The heuristics as regexes (ASCII, case-insensitive).
 const BOT: &str = r"bot\b|crawl|spider|slurp|mediapartners|facebookexternalhit|embedly|preview|headless|phantomjs|lighthouse|pingdom|uptimerobot|python-requests|python-urllib|aiohttp|curl/|wget/|go-http-client|java/|okhttp|axios/|node-fetch|libwww|httpclient|scrapy|bytespider|petalbot";
-#[cfg(test)]
 const TABLET: &str = r"ipad|tablet|kindle|silk/|playbook|nexus (?:7|9|10)\b|sm-t\d";
-#[cfg(test)]
 const MOBILE: &str =
     r"mobi|iphone|ipod|android|blackberry|bb10|windows phone|opera mini|iemobile|webos|kaios";
 
-/// What finding a token means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sign {
-    Bot,
-    /// A bot, if no word character follows (`bot\b`).
-    BotWord,
-    Tablet,
-    /// A tablet, if no word character follows (`nexus 7\b`).
-    TabletWord,
-    /// A tablet, if a digit follows (`sm-t\d`).
-    TabletDigit,
-    Mobile,
-    /// Mobile, and a tablet unless `mobile` is there too.
-    Android,
-    /// `mobile`, which makes Android a phone.
-    MobileWord,
-}
-
-/// The tokens of [`BOT`], [`TABLET`] and [`MOBILE`], lower case, with the
-/// conditions those regexes put after them; plus `mobile` for the Android
-/// rule.
-const TOKENS: &[(&str, Sign)] = &[
-    ("bot", Sign::BotWord),
-    ("crawl", Sign::Bot),
-    ("spider", Sign::Bot),
-    ("slurp", Sign::Bot),
-    ("mediapartners", Sign::Bot),
-    ("facebookexternalhit", Sign::Bot),
-    ("embedly", Sign::Bot),
-    ("preview", Sign::Bot),
-    ("headless", Sign::Bot),
-    ("phantomjs", Sign::Bot),
-    ("lighthouse", Sign::Bot),
-    ("pingdom", Sign::Bot),
-    ("uptimerobot", Sign::Bot),
-    ("python-requests", Sign::Bot),
-    ("python-urllib", Sign::Bot),
-    ("aiohttp", Sign::Bot),
-    ("curl/", Sign::Bot),
-    ("wget/", Sign::Bot),
-    ("go-http-client", Sign::Bot),
-    ("java/", Sign::Bot),
-    ("okhttp", Sign::Bot),
-    ("axios/", Sign::Bot),
-    ("node-fetch", Sign::Bot),
-    ("libwww", Sign::Bot),
-    ("httpclient", Sign::Bot),
-    ("scrapy", Sign::Bot),
-    ("bytespider", Sign::Bot),
-    ("petalbot", Sign::Bot),
-    ("ipad", Sign::Tablet),
-    ("tablet", Sign::Tablet),
-    ("kindle", Sign::Tablet),
-    ("silk/", Sign::Tablet),
-    ("playbook", Sign::Tablet),
-    ("nexus 7", Sign::TabletWord),
-    ("nexus 9", Sign::TabletWord),
-    ("nexus 10", Sign::TabletWord),
-    ("sm-t", Sign::TabletDigit),
-    ("mobi", Sign::Mobile),
-    ("iphone", Sign::Mobile),
-    ("ipod", Sign::Mobile),
-    ("android", Sign::Android),
-    ("blackberry", Sign::Mobile),
-    ("bb10", Sign::Mobile),
-    ("windows phone", Sign::Mobile),
-    ("opera mini", Sign::Mobile),
-    ("iemobile", Sign::Mobile),
-    ("webos", Sign::Mobile),
-    ("kaios", Sign::Mobile),
-    ("mobile", Sign::MobileWord),
-];
-
-/// User agents up to this length are lower-cased on the stack.
-const STACK_BYTES: usize = 512;
-
-/// The user-agent heuristics, compiled.
+/// The user-agent heuristics, compiled: one `RegexSet` search gives every
+/// answer at once.
 ///
-/// The tokens are looked for all at once (Aho-Corasick with its SIMD
-/// prefilter) in the user agent lower-cased once (ASCII only, which is what
-/// the regexes' case-insensitivity with Unicode off means): three regex
-/// searches, each over the whole user agent when nothing matches, cost
-/// about twice as much, and this runs for every record. Each search gives
-/// the longest token starting at the leftmost place where one starts, and
-/// the next search begins one byte after that place, so every place where
-/// a token starts is seen. A token is hidden only by a longer one starting
-/// at the same place, which it is the beginning of: of the tokens here,
-/// only `mobi` (by `mobile`, `MobileWord`, which implies it).
+/// (A hand-written token scan with Aho-Corasick once stood in for the set.
+/// Measured side by side on the tagging bench, the function's whole
+/// per-record cost was 2,124 ns with the scan and 2,154 ns with the set:
+/// 1.4 %, not worth a second definition of the heuristics.)
 #[derive(Debug, Clone)]
 pub(crate) struct DeviceClassifier {
-    tokens: AhoCorasick,
+    /// [`BOT`], [`TABLET`], [`MOBILE`], then the words `mobile` and
+    /// `android` for the Android rule.
+    signs: RegexSet,
 }
 
 impl DeviceClassifier {
-    pub(crate) fn new() -> Result<Self, aho_corasick::BuildError> {
-        let tokens = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(TOKENS.iter().map(|(token, _)| token))?;
-        Ok(Self { tokens })
+    pub(crate) fn new() -> Result<Self, regex::Error> {
+        let signs = ascii_set(&[BOT, TABLET, MOBILE, "mobile", "android"], true)?;
+        Ok(Self { signs })
     }
 
     /// The device class and whether the agent is a bot; `None` for an empty
     /// user agent, which says nothing either way.
     pub(crate) fn classify(&self, user_agent: &str) -> Option<(Device, bool)> {
-        let ua = user_agent.trim().as_bytes();
+        let ua = user_agent.trim();
         if ua.is_empty() {
             return None;
         }
-        let mut stack = [0u8; STACK_BYTES];
-        let heap;
-        let ua: &[u8] = match stack.get_mut(..ua.len()) {
-            Some(lower) => {
-                lower.copy_from_slice(ua);
-                lower.make_ascii_lowercase();
-                lower
-            }
-            None => {
-                heap = ua.to_ascii_lowercase();
-                &heap
-            }
-        };
-        let word = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
-        let (mut bot, mut tablet, mut mobile, mut android, mut mobile_word) =
-            (false, false, false, false, false);
-        let mut from = 0;
-        while let Some(found) = self.tokens.find(Input::new(ua).range(from..)) {
-            from = found.start() + 1;
-            let next = ua.get(found.end());
-            match TOKENS[found.pattern().as_usize()].1 {
-                Sign::Bot => bot = true,
-                Sign::BotWord => bot |= !next.is_some_and(word),
-                Sign::Tablet => tablet = true,
-                Sign::TabletWord => tablet |= !next.is_some_and(word),
-                Sign::TabletDigit => tablet |= next.is_some_and(u8::is_ascii_digit),
-                Sign::Mobile => mobile = true,
-                Sign::Android => (mobile, android) = (true, true),
-                Sign::MobileWord => (mobile, mobile_word) = (true, true),
-            }
-        }
+        let hits = self.signs.matches(ua.as_bytes());
+        let [bot, tablet, mobile, mobile_word, android] = [0, 1, 2, 3, 4].map(|i| hits.matched(i));
+        // Android phones send `Mobile`, tablets do not.
         let device = if tablet || (android && !mobile_word) {
             Device::Tablet
         } else if mobile {
@@ -264,48 +153,16 @@ mod tests {
             classify(&ANDROID_TABLET.to_ascii_uppercase()),
             Some((Device::Tablet, false))
         );
-        // Longer than the stack buffer: lower-cased on the heap.
-        let long = format!(
-            "{} {}",
-            "x".repeat(STACK_BYTES),
-            GOOGLEBOT.to_ascii_uppercase()
-        );
-        assert_eq!(classify(&long), Some((Device::Desktop, true)));
     }
 
-    /// The heuristics' regexes, compiled once: bot, tablet, mobile and the
-    /// word `mobile`.
-    fn regexes() -> &'static [regex::bytes::Regex; 4] {
-        static REGEXES: std::sync::OnceLock<[regex::bytes::Regex; 4]> = std::sync::OnceLock::new();
-        REGEXES.get_or_init(|| {
-            [BOT, TABLET, MOBILE, "mobile"].map(|p| crate::rules::ascii_regex(p, true).unwrap())
-        })
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
-
-        /// The token scan answers what the heuristics' regexes answer.
-        #[test]
-        fn the_token_scan_agrees_with_the_regexes(
-            ua in "[ -~]{0,30}(bot|BoT|robot_|iPad|ANDROID|Mobile|mobi|nexus 7|Nexus 10|nexus 1|SM-T5|sm-t|Curl/|kindle|petalbot)?[ -~]{0,10}(bot|nexus 9|sm-tx|Android|mobile)?[ -~]{0,10}"
-        ) {
-            let [bot, tablet, mobile, mobile_word] = regexes();
-            let raw = ua.trim().as_bytes();
-            let expected = (!raw.is_empty()).then(|| {
-                let android_tablet = raw.windows(7).any(|w| w.eq_ignore_ascii_case(b"android"))
-                    && !mobile_word.is_match(raw);
-                let device = if tablet.is_match(raw) || android_tablet {
-                    Device::Tablet
-                } else if mobile.is_match(raw) {
-                    Device::Mobile
-                } else {
-                    Device::Desktop
-                };
-                (device, bot.is_match(raw))
-            });
-            proptest::prop_assert_eq!(classify(&ua), expected);
-        }
+    #[test]
+    fn word_and_digit_conditions_hold() {
+        assert_eq!(classify("robot_x").map(|(_, bot)| bot), Some(false));
+        assert_eq!(classify("PetalBot;").map(|(_, bot)| bot), Some(true));
+        assert_eq!(classify("Nexus 7 Build"), Some((Device::Tablet, false)));
+        assert_eq!(classify("Nexus 70"), Some((Device::Desktop, false)));
+        assert_eq!(classify("SM-T510"), Some((Device::Tablet, false)));
+        assert_eq!(classify("SM-TX"), Some((Device::Desktop, false)));
     }
 
     #[test]

@@ -68,13 +68,12 @@ use std::fmt;
 use std::path::PathBuf;
 
 use lambda_stream_kit::runtime_api::FunctionError;
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexSet};
 use serde::Deserialize;
 
-use crate::visit::PageVisit;
-use channel::ChannelClassifier;
+use channel::{ChannelClassifier, ChannelSpec};
 use device::DeviceClassifier;
-use glob::LiteralGlob;
+use glob::{ascii_regex, ascii_set};
 use template::{Slot, Template};
 use url_parts::UrlParts;
 
@@ -83,10 +82,6 @@ pub use device::Device;
 
 /// The default rules, built into the binary.
 pub const DEFAULT_RULES: &str = include_str!("../../rules/default.json");
-
-/// Compiled regexes are small; this only stops a pathological pattern from
-/// taking the function's memory.
-const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,40 +214,6 @@ fn scalar_text<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_any(Text)
 }
 
-/// The `channel` section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ChannelSpec {
-    #[serde(default = "default_channel_tag")]
-    pub(crate) tag: Option<String>,
-    #[serde(default)]
-    pub(crate) search_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) social_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) email_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) internal_hosts: Vec<String>,
-    #[serde(default)]
-    pub(crate) paid_parameters: Vec<String>,
-    #[serde(default)]
-    pub(crate) paid_mediums: Vec<String>,
-}
-
-impl Default for ChannelSpec {
-    fn default() -> Self {
-        Self {
-            tag: default_channel_tag(),
-            search_hosts: Vec::new(),
-            social_hosts: Vec::new(),
-            email_hosts: Vec::new(),
-            internal_hosts: Vec::new(),
-            paid_parameters: Vec::new(),
-            paid_mediums: Vec::new(),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeviceSpec {
@@ -271,10 +232,6 @@ impl Default for DeviceSpec {
     }
 }
 
-fn default_channel_tag() -> Option<String> {
-    Some("channel:{channel}".into())
-}
-
 fn default_device_tag() -> Option<String> {
     Some("device:{device}".into())
 }
@@ -287,34 +244,15 @@ fn default_bot_tag() -> Option<String> {
 #[derive(Debug, Clone)]
 struct UrlRule {
     tag: Template,
-    host: Option<Condition>,
-    path: Option<Condition>,
+    /// The rule's host pattern: its index in the host set.
+    host: Option<usize>,
+    /// The rule's path pattern: its index in the path set.
+    path: Option<usize>,
     /// The host regex again, when the tag reads its groups.
     host_groups: Option<Regex>,
     /// The path regex again, when the tag reads its groups.
     path_groups: Option<Regex>,
     query: Option<QueryCondition>,
-}
-
-/// A host or path condition.
-#[derive(Debug, Clone)]
-enum Condition {
-    /// A glob without `*` or `?`, compared byte by byte.
-    Literal(LiteralGlob),
-    /// Any other glob or regex: its index in the host or path set.
-    Set(usize),
-}
-
-impl Condition {
-    /// Whether `text` (`None`: the URL has no host) meets the condition,
-    /// given what the set matched.
-    fn holds(&self, text: Option<&[u8]>, hits: Option<&regex::bytes::SetMatches>) -> bool {
-        match (self, text) {
-            (_, None) => false,
-            (Self::Literal(glob), Some(text)) => glob.is_match(text),
-            (Self::Set(index), Some(_)) => hits.is_some_and(|hits| hits.matched(*index)),
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -323,13 +261,30 @@ struct QueryCondition {
     equals: Option<String>,
 }
 
+/// The recognised fields of one page visit, what the tagger reads,
+/// borrowed from the event where possible. [`crate::visit`] finds them in
+/// an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageVisit<'a> {
+    /// The page URL (absolute, or a path with an optional query).
+    pub url: Cow<'a, str>,
+    /// Where the visitor came from.
+    pub referrer: Option<Cow<'a, str>>,
+    /// The browser's user agent.
+    pub user_agent: Option<Cow<'a, str>>,
+    /// The visitor or session id (numbers as their text).
+    pub visitor_id: Option<Cow<'a, str>>,
+    /// The event time as sent (text or number).
+    pub timestamp: Option<Cow<'a, str>>,
+}
+
 /// The compiled rules: everything needed to tag a page visit.
 #[derive(Debug, Clone)]
 pub struct Tagger {
     rules: Vec<UrlRule>,
-    /// Host patterns of all rules that need a regex, matched in one pass.
+    /// Host patterns of all rules, matched in one pass.
     hosts: Option<RegexSet>,
-    /// Path patterns of all rules that need a regex, matched in one pass.
+    /// Path patterns of all rules, matched in one pass.
     paths: Option<RegexSet>,
     channel: Option<(ChannelClassifier, Template)>,
     device: Option<DeviceClassifier>,
@@ -439,21 +394,18 @@ impl Tagger {
     ) {
         let host = page.host.as_deref().map(str::as_bytes);
         let path = page.path.as_bytes();
+        // Without a host, no host pattern matches.
         let host_hits = match (&self.hosts, host) {
             (Some(set), Some(host)) => Some(set.matches(host)),
             _ => None,
         };
         let path_hits = self.paths.as_ref().map(|set| set.matches(path));
+        let holds = |index: Option<usize>, hits: &Option<regex::bytes::SetMatches>| {
+            index.is_none_or(|i| hits.as_ref().is_some_and(|hits| hits.matched(i)))
+        };
         for rule in &self.rules {
-            if let Some(condition) = &rule.host {
-                if !condition.holds(host, host_hits.as_ref()) {
-                    continue;
-                }
-            }
-            if let Some(condition) = &rule.path {
-                if !condition.holds(Some(path), path_hits.as_ref()) {
-                    continue;
-                }
+            if !holds(rule.host, &host_hits) || !holds(rule.path, &path_hits) {
+                continue;
             }
             let host_caps = rule
                 .host_groups
@@ -545,30 +497,6 @@ impl serde::Serialize for Tags {
     }
 }
 
-/// A regex with ASCII semantics (Unicode off), matched against bytes.
-pub(crate) fn ascii_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(pattern)
-        .unicode(false)
-        .case_insensitive(case_insensitive)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-}
-
-fn ascii_set(
-    patterns: &[String],
-    case_insensitive: bool,
-) -> Result<Option<RegexSet>, regex::Error> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    RegexSetBuilder::new(patterns)
-        .unicode(false)
-        .case_insensitive(case_insensitive)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map(Some)
-}
-
 type Place = (String, String);
 
 fn compile(file: RulesFile) -> Result<Tagger, Place> {
@@ -581,9 +509,13 @@ fn compile(file: RulesFile) -> Result<Tagger, Place> {
             .map_err(|message| (place, message))?;
         rules.push(rule);
     }
-    let hosts = ascii_set(&host_patterns, true).map_err(|e| ("rules".to_owned(), e.to_string()))?;
-    let paths =
-        ascii_set(&path_patterns, false).map_err(|e| ("rules".to_owned(), e.to_string()))?;
+    let set = |patterns: &[String], case_insensitive| {
+        (!patterns.is_empty())
+            .then(|| ascii_set(patterns, case_insensitive))
+            .transpose()
+            .map_err(|e| ("rules".to_owned(), e.to_string()))
+    };
+    let (hosts, paths) = (set(&host_patterns, true)?, set(&path_patterns, false)?);
 
     let channel = match &file.channel.tag {
         None => None,
@@ -641,14 +573,6 @@ fn compile_rule(
         '/',
         "path",
     )?;
-    let host_literal = spec
-        .host
-        .as_deref()
-        .and_then(|g| LiteralGlob::new(g.trim(), true));
-    let path_literal = spec
-        .path
-        .as_deref()
-        .and_then(|g| LiteralGlob::new(g.trim(), false));
     if spec.equals.is_some() && spec.query.is_none() {
         return Err("`equals` needs `query`".into());
     }
@@ -695,19 +619,15 @@ fn compile_rule(
     })?;
     let wants_host = tag.uses(|s| matches!(s, Slot::HostGroup(_)));
     let wants_path = tag.uses(|s| matches!(s, Slot::PathGroup(_)));
-    let condition =
-        |pattern: Option<String>, literal: Option<LiteralGlob>, set: &mut Vec<String>| {
-            pattern.map(|p| match literal {
-                Some(literal) => Condition::Literal(literal),
-                None => {
-                    set.push(p);
-                    Condition::Set(set.len() - 1)
-                }
-            })
-        };
+    let index = |pattern: Option<String>, set: &mut Vec<String>| {
+        pattern.map(|p| {
+            set.push(p);
+            set.len() - 1
+        })
+    };
     Ok(UrlRule {
-        host: condition(host, host_literal, host_patterns),
-        path: condition(path, path_literal, path_patterns),
+        host: index(host, host_patterns),
+        path: index(path, path_patterns),
         host_groups: host_regex.filter(|_| wants_host),
         path_groups: path_regex.filter(|_| wants_path),
         tag,
