@@ -4,8 +4,9 @@
 //! The batch's `Records` list is kept as raw JSON per record, and each
 //! record is read on its own with [`lenient::read`]: a typed record
 //! (its envelope fields and its raw `cdc`), or, when it does not parse (not
-//! an object, or a repeated key), only its envelope, so it is still
-//! answered in its place. The change item is then read into a typed view
+//! an object, or a repeated `eventID`…`eventSourceARN` or `cdc` key), only
+//! its envelope, so it is still answered `ProcessingFailed` in its place
+//! (a record whose `cdc` cannot be told is never dead-lettered). The change item is then read into a typed view
 //! whose members stay raw until they are needed ([`json`]): no
 //! `serde_json::Value` tree is built for a record that transforms.
 //! `commitTime` is read as a `u64`, never through `f64`, and a change item
@@ -51,7 +52,7 @@ use serde_json::Value;
 use crate::budget::Budget;
 use crate::config::OnFailure;
 use crate::enrich::{self, EnrichedEvent};
-use crate::json::{self, Fields, Member};
+use crate::json::{self, List, Member};
 
 /// Column names of every output change item.
 pub const OUTPUT_COLUMNS: [&str; 5] = ["ts", "ip", "data", "appid", "identity"];
@@ -223,10 +224,7 @@ pub enum TransformError {
 /// The record list of a batch, each record's raw text. A batch that is not
 /// an object has no `Records`.
 pub fn take_records(batch: &RawValue) -> Result<Vec<&RawValue>, BatchError> {
-    let records = Fields::of(batch)
-        .and_then(|fields| fields.get("Records"))
-        .ok_or(BatchError::NotAList("absent"))?;
-    json::items(records).ok_or(BatchError::NotAList(json::kind(records)))
+    json::list_member(batch, "Records").map_err(BatchError::NotAList)
 }
 
 /// Declares a record type with the envelope fields (`eventID`, …), a
@@ -287,11 +285,11 @@ struct ChangeItemView<'a> {
     #[serde(default, borrow)]
     table: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    columnnames: Option<&'a RawValue>,
+    columnnames: List<'a>,
     #[serde(default, borrow)]
-    columnvalues: Option<&'a RawValue>,
+    columnvalues: List<'a>,
     #[serde(default, borrow)]
-    table_schema: Option<&'a RawValue>,
+    table_schema: List<'a>,
 }
 
 /// The members of a `table_schema` entry this function reads.
@@ -360,7 +358,8 @@ fn transform_record(
             let cdc = record.cdc.0;
             (record.envelope(), cdc, None)
         }
-        // Not an object (no cdc, as before) or a repeated key.
+        // Not an object, so it has no cdc; or an object with a repeated
+        // key, which the reason places. Either way it is failed in its place.
         Lenient::Unparsed {
             coordinates,
             reason,
@@ -539,15 +538,15 @@ fn enrich_change_item(
             Err(_) => return Step::Failed("commitTime is not an unsigned 64-bit integer".into()),
         },
     };
-    let message = match message_text(&cdc) {
-        Ok(Some(text)) => text,
-        Ok(None) => return Step::Dropped,
-        Err(reason) => return Step::Failed(reason),
-    };
     let table = SharedStr(match enrichment.output_table {
         Some(table) => Arc::from(table),
         None => Arc::from(cdc.table.and_then(json::text).unwrap_or_default().as_ref()),
     });
+    let message = match message_text(cdc) {
+        Ok(Some(text)) => text,
+        Ok(None) => return Step::Dropped,
+        Err(reason) => return Step::Failed(reason),
+    };
     let comma = budget.cost_of_text(",");
     let mut items = Vec::new();
     let mut cost = 0usize;
@@ -585,14 +584,12 @@ fn enrich_change_item(
 }
 
 /// The message text of a change item: `Ok(None)` for a `null` message.
-fn message_text<'a>(cdc: &ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, String> {
-    let names = cdc.columnnames.and_then(json::items);
+fn message_text<'a>(cdc: ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, String> {
+    let names = cdc.columnnames.items().unwrap_or_default();
     let position = |wanted: &str| {
-        names.as_ref().and_then(|names| {
-            names
-                .iter()
-                .position(|n| json::text(n).as_deref() == Some(wanted))
-        })
+        names
+            .iter()
+            .position(|n| json::text(n).as_deref() == Some(wanted))
     };
     let (name, index) = match (position("value"), position("data")) {
         (Some(i), _) => ("value", i),
@@ -601,7 +598,8 @@ fn message_text<'a>(cdc: &ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, St
     };
     let value = cdc
         .columnvalues
-        .and_then(json::items)
+        .items()
+        .ok()
         .and_then(|values| values.get(index).copied())
         .ok_or_else(|| format!("columnvalues has no entry for the {name} column"))?;
     let text = match json::kind(value) {
@@ -609,7 +607,7 @@ fn message_text<'a>(cdc: &ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, St
         "null" => return Ok(None),
         other => return Err(format!("{name} column holds {other}, expected text")),
     };
-    if column_type(cdc, name).as_deref() != Some("string") {
+    if column_type(cdc.table_schema, name).as_deref() != Some("string") {
         return Ok(Some(text));
     }
     let bytes = base64::engine::general_purpose::STANDARD
@@ -627,8 +625,10 @@ fn message_text<'a>(cdc: &ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, St
 
 /// The YT type `table_schema` gives the column `name`: the first entry of
 /// that name decides.
-fn column_type<'a>(cdc: &ChangeItemView<'a>, name: &str) -> Option<Cow<'a, str>> {
-    json::items(cdc.table_schema?)?
+fn column_type<'a>(table_schema: List<'a>, name: &str) -> Option<Cow<'a, str>> {
+    table_schema
+        .items()
+        .ok()?
         .into_iter()
         .filter_map(|column| serde_json::from_str::<ColumnView<'a>>(column.get()).ok())
         .find(|column| column.name.and_then(json::text).as_deref() == Some(name))?

@@ -34,7 +34,7 @@ use serde_json::value::RawValue;
 use crate::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
 use crate::doublecloud::base64_error;
 use crate::enrich;
-use crate::json::{self, Fields};
+use crate::json;
 
 /// Why a Firehose event cannot be answered record by record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,10 +71,7 @@ pub enum FirehoseError {
 
 /// The records of a Firehose event, each read on its own.
 pub fn take_records(event: &RawValue) -> Result<Vec<FirehoseRecord<'_>>, FirehoseError> {
-    let records = Fields::of(event)
-        .and_then(|fields| fields.get("records"))
-        .ok_or(FirehoseError::NotAList("absent"))?;
-    let records = json::items(records).ok_or(FirehoseError::NotAList(json::kind(records)))?;
+    let records = json::list_member(event, "records").map_err(FirehoseError::NotAList)?;
     Ok(records
         .into_iter()
         .map(|record| lenient::read(record, "record"))
