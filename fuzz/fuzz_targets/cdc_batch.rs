@@ -63,14 +63,13 @@ fn has_repeated_key(raw: &RawValue) -> bool {
             _ => 0,
         }
     }
-    serde_json::from_str::<Value>(raw.get()).map_or(true, |value| {
-        count(&value) != raw_key_count(raw.get())
-    })
+    serde_json::from_str::<Value>(raw.get())
+        .map_or(true, |value| count(&value) != raw_key_count(raw.get()))
 }
 
 /// The number of object keys in `text`, repeated ones included.
 fn raw_key_count(text: &str) -> usize {
-    struct Keys(usize);
+    struct Keys;
     impl<'de> serde::de::Visitor<'de> for Keys {
         type Value = usize;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,17 +89,29 @@ fn raw_key_count(text: &str) -> usize {
             }
             Ok(n)
         }
-        fn visit_bool<E>(self, _: bool) -> Result<usize, E> { Ok(0) }
-        fn visit_i64<E>(self, _: i64) -> Result<usize, E> { Ok(0) }
-        fn visit_u64<E>(self, _: u64) -> Result<usize, E> { Ok(0) }
-        fn visit_f64<E>(self, _: f64) -> Result<usize, E> { Ok(0) }
-        fn visit_str<E>(self, _: &str) -> Result<usize, E> { Ok(0) }
-        fn visit_unit<E>(self) -> Result<usize, E> { Ok(0) }
+        fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_unit<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
     }
     struct Counted(usize);
     impl<'de> serde::Deserialize<'de> for Counted {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Keys(0)).map(Counted)
+            d.deserialize_any(Keys).map(Counted)
         }
     }
     serde_json::from_str::<Counted>(text).map_or(0, |c| c.0)
@@ -186,7 +197,10 @@ fn doublecloud_batch(batch: &Value, raw: &RawValue, output_table: Option<&str>) 
                 };
                 let original = record.get("cdc").expect("a dead letter had a cdc");
                 assert!(original.is_object());
-                let table = original.get("table").and_then(Value::as_str).unwrap_or_default();
+                let table = original
+                    .get("table")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 assert_eq!(item["table"], format!("{table}_ProcessingFailed"));
             }
         }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use cdc_enricher::auth::SecretReader;
 use cdc_enricher::config::{Config, OnFailure, TokenSource};
-use cdc_enricher::handler::{handle, CallError, App, Response};
+use cdc_enricher::handler::{handle, App, CallError, Response};
 use lambda_runtime::{Context, LambdaEvent};
 use lambda_stream_kit::config::Secret;
 use libfuzzer_sys::fuzz_target;

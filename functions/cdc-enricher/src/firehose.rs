@@ -7,7 +7,7 @@
 //!   stay one object per line;
 //! * `Dropped` when the data is empty or holds only blank lines;
 //! * `ProcessingFailed` when the data is missing, not base64, not UTF-8, or
-//!   has a bad line; it carries the original bytes back (nothing when they
+//!   has a bad line, or when the record does not parse (a repeated key); it carries the original bytes back (nothing when they
 //!   could not be decoded: Firehose delivers its own copy of the original to
 //!   the error output anyway).
 //!
