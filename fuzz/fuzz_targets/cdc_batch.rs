@@ -2,9 +2,13 @@
 //! DoubleCloud/Transferia batch and `firehose::transform` for a Firehose
 //! transformation event.
 //!
-//! The input is the batch as JSON. Invariants (DoubleCloud):
+//! The input is the batch as JSON, read as raw JSON the way the handler
+//! reads it; the expectations come from a `Value` parse of the same text.
+//! Invariants (DoubleCloud):
 //! * exactly one result per input record, in order, each copying the
-//!   record's `eventID` (and the other envelope fields) or `""`;
+//!   record's `eventID` (and the other envelope fields) or `""`; a record
+//!   with a repeated key (which its typed read refuses) is only checked for
+//!   being answered `ProcessingFailed` or dead-lettered in its place;
 //! * `Split` results carry `cdc_split` and no `cdc`; `Ok` carries the
 //!   original `cdc` moved to `<table>_ProcessingFailed` (the dead-letter
 //!   table); `ProcessingFailed` (only for a record without a change item
@@ -30,30 +34,103 @@ use cdc_enricher::doublecloud::{self, ChangeItem, Enrichment, SharedStr};
 use cdc_enricher::firehose;
 use lambda_stream_kit::result::ResultKind;
 use libfuzzer_sys::fuzz_target;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use stream_fuzz::is_json;
 
 const IP: &str = "198.51.100.20";
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(event) = serde_json::from_slice::<Value>(data) else {
+    let (Ok(event), Ok(raw)) = (
+        serde_json::from_slice::<Value>(data),
+        serde_json::from_slice::<&RawValue>(data),
+    ) else {
         return;
     };
     for table in [None, Some("enriched")] {
-        doublecloud_batch(event.clone(), table);
+        doublecloud_batch(&event, raw, table);
     }
-    firehose_batch(event);
+    firehose_batch(&event, raw);
 });
 
-fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
+/// Whether `raw` has an object with a repeated key anywhere: a `Value`
+/// keeps the last, a typed read refuses it.
+fn has_repeated_key(raw: &RawValue) -> bool {
+    fn count(value: &Value) -> usize {
+        match value {
+            Value::Object(map) => map.len() + map.values().map(count).sum::<usize>(),
+            Value::Array(items) => items.iter().map(count).sum(),
+            _ => 0,
+        }
+    }
+    serde_json::from_str::<Value>(raw.get())
+        .map_or(true, |value| count(&value) != raw_key_count(raw.get()))
+}
+
+/// The number of object keys in `text`, repeated ones included.
+fn raw_key_count(text: &str) -> usize {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<usize, M::Error> {
+            let mut n = 0;
+            while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                n += 1 + map.next_value::<Counted>()?.0;
+            }
+            Ok(n)
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<usize, S::Error> {
+            let mut n = 0;
+            while let Some(Counted(k)) = seq.next_element()? {
+                n += k;
+            }
+            Ok(n)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+            Ok(0)
+        }
+        fn visit_unit<E>(self) -> Result<usize, E> {
+            Ok(0)
+        }
+    }
+    struct Counted(usize);
+    impl<'de> serde::Deserialize<'de> for Counted {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Keys).map(Counted)
+        }
+    }
+    serde_json::from_str::<Counted>(text).map_or(0, |c| c.0)
+}
+
+fn doublecloud_batch(batch: &Value, raw: &RawValue, output_table: Option<&str>) {
     let is_list = batch.get("Records").is_some_and(Value::is_array);
-    let records = match doublecloud::take_records(&mut batch) {
+    let raw_records = match doublecloud::take_records(raw) {
         Ok(records) => records,
         Err(_) => {
             assert!(!is_list, "a Records list was refused");
             return;
         }
     };
+    let Some(records) = batch.get("Records").and_then(Value::as_array) else {
+        // Repeated `Records` keys: the raw read took the last, as a Value.
+        return;
+    };
+    assert_eq!(records.len(), raw_records.len(), "the same records");
     let enrichment = Enrichment {
         ip: SharedStr(Arc::from(IP)),
         output_table,
@@ -61,7 +138,7 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
     };
     let mut budget =
         Budget::new(LAMBDA_RESPONSE_LIMIT, 0, Framing::Bare).expect("the limit holds nothing yet");
-    let Ok(response) = doublecloud::transform(records.clone(), &enrichment, &mut budget) else {
+    let Ok(response) = doublecloud::transform(&raw_records, &enrichment, &mut budget) else {
         // Only an answer past Lambda's limit fails the batch here.
         return;
     };
@@ -71,7 +148,14 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
         "one result per record"
     );
 
-    for (record, result) in records.iter().zip(&response.records) {
+    for ((record, raw), result) in records.iter().zip(&raw_records).zip(&response.records) {
+        if has_repeated_key(raw) {
+            assert!(
+                matches!(result.result, ResultKind::ProcessingFailed | ResultKind::Ok),
+                "a record with a repeated key is failed in its place"
+            );
+            continue;
+        }
         let text = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or_default();
         assert_eq!(result.envelope.event_id, text("eventID"));
         assert_eq!(
@@ -97,7 +181,9 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
                 assert!(result.cdc_split.is_none());
                 match (&result.cdc, record.get("cdc")) {
                     (Some(ChangeItem::Original(sent)), Some(original)) => {
-                        assert_eq!(sent, original, "the original cdc is sent back unchanged");
+                        let sent: Value =
+                            serde_json::from_str(sent.get()).expect("the original is JSON");
+                        assert_eq!(&sent, original, "the original cdc is sent back unchanged");
                         assert!(!original.is_object(), "a change item is dead-lettered");
                     }
                     (None, None) => {}
@@ -111,7 +197,10 @@ fn doublecloud_batch(mut batch: Value, output_table: Option<&str>) {
                 };
                 let original = record.get("cdc").expect("a dead letter had a cdc");
                 assert!(original.is_object());
-                let table = original.get("table").and_then(Value::as_str).unwrap_or_default();
+                let table = original
+                    .get("table")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 assert_eq!(item["table"], format!("{table}_ProcessingFailed"));
             }
         }
@@ -158,14 +247,20 @@ fn check_item(item: &ChangeItem, input: &Value, output_table: Option<&str>) {
     }
 }
 
-fn firehose_batch(mut event: Value) {
-    let Ok(records) = firehose::take_records(&mut event) else {
+fn firehose_batch(event: &Value, raw: &RawValue) {
+    let Ok(raw_records) = firehose::take_records(raw) else {
         return;
     };
-    if firehose::check_record_ids(&records).is_err() {
+    if firehose::check_record_ids(&raw_records).is_err() {
         return;
     }
-    let response = firehose::transform(records.clone(), IP, LAMBDA_RESPONSE_LIMIT)
+    let Some(records) = event.get("records").and_then(Value::as_array) else {
+        return;
+    };
+    if records.len() != raw_records.len() || has_repeated_key(raw) {
+        return;
+    }
+    let response = firehose::transform(raw_records, IP, LAMBDA_RESPONSE_LIMIT)
         .expect("small batches always fit");
     assert_eq!(
         response.records.len(),

@@ -1,10 +1,16 @@
 //! The DoubleCloud/Transferia lambda-transformation contract: the batch,
 //! the per-record transformation and the response.
 //!
-//! The batch is walked as `serde_json::Value`, one record at a time, so a
-//! malformed record becomes a `ProcessingFailed` result instead of failing
-//! the whole call. Integers inside a `Value` stay exact as long as they fit
-//! `i64`/`u64`, and `commitTime` is read as a `u64`, never through `f64`.
+//! The batch's `Records` list is kept as raw JSON per record, and each
+//! record is read on its own with [`lenient::read`]: a typed record
+//! (its envelope fields and its raw `cdc`), or, when it does not parse (not
+//! an object, or a repeated `eventID`…`eventSourceARN` or `cdc` key), only
+//! its envelope, so it is still answered `ProcessingFailed` in its place
+//! (a record whose `cdc` cannot be told is never dead-lettered). The change item is then read into a typed view
+//! whose members stay raw until they are needed ([`json`]): no
+//! `serde_json::Value` tree is built for a record that transforms.
+//! `commitTime` is read as a `u64`, never through `f64`, and a change item
+//! sent back unchanged is sent back as its original text.
 //!
 //! Per record:
 //! * the message is the `value` column (the raw-table parser), else the
@@ -31,16 +37,22 @@
 
 use std::sync::Arc;
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
+use lambda_stream_kit::lenient::{self, Lenient};
 use lambda_stream_kit::result::{
     DoubleCloudEnvelope, DoubleCloudRecordResult, Outcome, ResultKind,
 };
-use serde::{Serialize, Serializer};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::budget::Budget;
 use crate::config::OnFailure;
 use crate::enrich::{self, EnrichedEvent};
+use crate::json::{self, List, Member};
 
 /// Column names of every output change item.
 pub const OUTPUT_COLUMNS: [&str; 5] = ["ts", "ip", "data", "appid", "identity"];
@@ -146,8 +158,8 @@ pub enum ChangeItem {
     /// The input's `cdc` moved to its dead-letter table, with the reason in
     /// [`REASON_COLUMN`] where its schema can hold it (see [`dead_letter`]).
     DeadLetter(Value),
-    /// The input's `cdc`, untouched.
-    Original(Value),
+    /// The input's `cdc`, untouched: its original text.
+    Original(Box<RawValue>),
 }
 
 /// The column a dead letter carries its failure reason in.
@@ -209,13 +221,84 @@ pub enum TransformError {
     },
 }
 
-/// Takes the record list out of a batch.
-pub fn take_records(batch: &mut Value) -> Result<Vec<Value>, BatchError> {
-    match batch.get_mut("Records").map(Value::take) {
-        Some(Value::Array(records)) => Ok(records),
-        Some(other) => Err(BatchError::NotAList(json_kind(&other))),
-        None => Err(BatchError::NotAList("absent")),
+/// The record list of a batch, each record's raw text. A batch that is not
+/// an object has no `Records`.
+pub fn take_records(batch: &RawValue) -> Result<Vec<&RawValue>, BatchError> {
+    json::list_member(batch, "Records").map_err(BatchError::NotAList)
+}
+
+/// Declares a record type with the envelope fields (`eventID`, …), a
+/// missing or non-text one left empty (the engine's zero value), and
+/// `extra` fields; and its `envelope()`, for the record's result.
+macro_rules! with_envelope {
+    ($(#[$doc:meta])* $name:ident $(<$lt:lifetime>)? { $($extra:tt)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Default, Deserialize)]
+        struct $name $(<$lt>)? {
+            #[serde(rename = "eventID", default, deserialize_with = "lenient::text")]
+            event_id: Option<String>,
+            #[serde(rename = "invokeIdentityArn", default, deserialize_with = "lenient::text")]
+            invoke_identity_arn: Option<String>,
+            #[serde(rename = "eventVersion", default, deserialize_with = "lenient::text")]
+            event_version: Option<String>,
+            #[serde(rename = "eventName", default, deserialize_with = "lenient::text")]
+            event_name: Option<String>,
+            #[serde(rename = "eventSourceARN", default, deserialize_with = "lenient::text")]
+            event_source_arn: Option<String>,
+            $($extra)*
+        }
+
+        impl $(<$lt>)? $name $(<$lt>)? {
+            fn envelope(self) -> DoubleCloudEnvelope {
+                DoubleCloudEnvelope {
+                    event_id: self.event_id.unwrap_or_default(),
+                    invoke_identity_arn: self.invoke_identity_arn.unwrap_or_default(),
+                    event_version: self.event_version.unwrap_or_default(),
+                    event_name: self.event_name.unwrap_or_default(),
+                    event_source_arn: self.event_source_arn.unwrap_or_default(),
+                }
+            }
+        }
+    };
+}
+
+with_envelope!(
+    /// One record, typed: its envelope, and its `cdc` as raw text.
+    Record<'a> {
+        #[serde(default, borrow)]
+        cdc: Member<'a>,
     }
+);
+
+with_envelope!(
+    /// A record's coordinates, read when it does not parse as a [`Record`]
+    /// (not an object, or a repeated key): its envelope alone.
+    Coordinates {}
+);
+
+/// The members of a change item this function reads, each raw until it is
+/// needed; every other member is only kept in the original text.
+#[derive(Debug, Deserialize)]
+struct ChangeItemView<'a> {
+    #[serde(rename = "commitTime", default, borrow)]
+    commit_time: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    table: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    columnnames: List<'a>,
+    #[serde(default, borrow)]
+    columnvalues: List<'a>,
+    #[serde(default, borrow)]
+    table_schema: List<'a>,
+}
+
+/// The members of a `table_schema` entry this function reads.
+#[derive(Debug, Deserialize)]
+struct ColumnView<'a> {
+    #[serde(default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<&'a RawValue>,
 }
 
 /// What the records of one call are transformed with.
@@ -234,7 +317,7 @@ pub struct Enrichment<'a> {
 /// serialized; it must not already count the `{"Records":[]}` around the
 /// results.
 pub fn transform(
-    records: Vec<Value>,
+    records: &[&RawValue],
     enrichment: &Enrichment<'_>,
     budget: &mut Budget,
 ) -> Result<DoubleCloudResponse, TransformError> {
@@ -247,7 +330,7 @@ pub fn transform(
         return Err(too_large(0));
     }
     let mut results = Vec::with_capacity(total);
-    for (index, record) in records.into_iter().enumerate() {
+    for (index, record) in records.iter().enumerate() {
         let separator = if index == 0 {
             0
         } else {
@@ -266,24 +349,38 @@ pub fn transform(
 /// not fit.
 fn transform_record(
     index: usize,
-    mut record: Value,
+    record: &RawValue,
     enrichment: &Enrichment<'_>,
     budget: &mut Budget,
 ) -> Result<Option<DoubleCloudRecordResult<ChangeItem>>, TransformError> {
-    let envelope = envelope(&record);
+    let (envelope, cdc, step) = match lenient::read::<Record<'_>, Coordinates>(record, "record") {
+        Lenient::Parsed(record) => {
+            let cdc = record.cdc.0;
+            (record.envelope(), cdc, None)
+        }
+        // Not an object, so it has no cdc; or an object with a repeated
+        // key, which the reason places. Either way it is failed in its place.
+        Lenient::Unparsed {
+            coordinates,
+            reason,
+        } => {
+            let reason = match json::kind(record) {
+                "an object" => reason,
+                _ => "record has no cdc change item".into(),
+            };
+            (coordinates.envelope(), None, Some(Step::Failed(reason)))
+        }
+    };
     // Priced once with no items, so each item only adds its own cost.
     let empty_split =
         DoubleCloudRecordResult::new(envelope.clone(), Outcome::<ChangeItem>::Split(vec![]), None);
     let split_cost = budget.cost_of(&empty_split);
     let allowance = budget.remaining().saturating_sub(split_cost);
-    let step = match record.get("cdc") {
-        Some(cdc @ Value::Object(_)) => enrich_change_item(cdc, enrichment, budget, allowance),
-        Some(Value::Null) | None => Step::Failed("record has no cdc change item".into()),
-        Some(other) => Step::Failed(format!(
-            "cdc is {}, expected a change item object",
-            json_kind(other)
-        )),
-    };
+    let step = step.unwrap_or_else(|| match cdc.map(|cdc| (cdc, json::kind(cdc))) {
+        Some((cdc, "an object")) => enrich_change_item(cdc, enrichment, budget, allowance),
+        Some((_, "null")) | None => Step::Failed("record has no cdc change item".into()),
+        Some((_, kind)) => Step::Failed(format!("cdc is {kind}, expected a change item object")),
+    });
     let result = match step {
         Step::Split { items, cost } => {
             let fits = budget.try_spend(split_cost.saturating_add(cost));
@@ -297,28 +394,34 @@ fn transform_record(
             DoubleCloudRecordResult::new(envelope, Outcome::Dropped, None)
         }
         Step::Failed(reason) => {
-            let cdc = record.get_mut("cdc").map(Value::take);
-            let keep = matches!(cdc, Some(Value::Object(_)));
+            // A change item that a `Value` cannot hold (a number past
+            // `f64`) is sent back as it came instead.
+            let item = cdc
+                .filter(|cdc| {
+                    matches!(enrichment.on_failure, OnFailure::DeadLetterTable)
+                        && json::kind(cdc) == "an object"
+                })
+                .and_then(|cdc| serde_json::from_str::<Value>(cdc.get()).ok());
             let answer = match enrichment.on_failure {
                 OnFailure::FailCall => "the whole call fails",
-                OnFailure::DeadLetterTable if keep => "Ok in the dead-letter table",
+                OnFailure::DeadLetterTable if item.is_some() => "Ok in the dead-letter table",
                 OnFailure::DeadLetterTable | OnFailure::ProcessingFailed => "ProcessingFailed",
             };
             tracing::warn!(index, event_id = %envelope.event_id, reason = %reason, answer, "record failed");
-            match (enrichment.on_failure, cdc) {
+            match (enrichment.on_failure, item) {
                 (OnFailure::FailCall, _) => {
                     return Err(TransformError::RecordFailed { index, reason })
                 }
-                (OnFailure::DeadLetterTable, Some(cdc @ Value::Object(_))) => {
-                    let item = ChangeItem::DeadLetter(dead_letter(cdc, &reason));
+                (OnFailure::DeadLetterTable, Some(item)) => {
+                    let item = ChangeItem::DeadLetter(dead_letter(item, &reason));
                     DoubleCloudRecordResult::new(envelope, Outcome::Ok(item), None)
                 }
                 // Without a change item there is nothing to keep: the
                 // engine never sends such a record in CDC mode.
-                (_, cdc) => DoubleCloudRecordResult::new(
+                _ => DoubleCloudRecordResult::new(
                     envelope,
                     Outcome::failed(reason),
-                    cdc.map(ChangeItem::Original),
+                    cdc.map(|cdc| ChangeItem::Original(cdc.to_owned())),
                 ),
             }
         }
@@ -414,51 +517,36 @@ pub fn dead_letter(mut cdc: Value, reason: &str) -> Value {
     cdc
 }
 
-/// Copies the envelope fields; a missing or non-text field is left empty
-/// (the engine's zero value).
-fn envelope(record: &Value) -> DoubleCloudEnvelope {
-    let text = |name: &str| {
-        record
-            .get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    DoubleCloudEnvelope {
-        event_id: text("eventID"),
-        invoke_identity_arn: text("invokeIdentityArn"),
-        event_version: text("eventVersion"),
-        event_name: text("eventName"),
-        event_source_arn: text("eventSourceARN"),
-    }
-}
-
 /// Enriches every line of `cdc`'s message, keeping the items only while
 /// they fit in `allowance` bytes of the answer. Past that, the remaining
 /// lines are still read, one at a time and without keeping them, because a
 /// bad line makes the record a (smaller) failure instead.
 fn enrich_change_item(
-    cdc: &Value,
+    cdc: &RawValue,
     enrichment: &Enrichment<'_>,
     budget: &Budget,
     allowance: usize,
 ) -> Step {
-    let commit_time = match cdc.get("commitTime") {
-        None | Some(Value::Null) => 0,
-        Some(value) => match value.as_u64() {
-            Some(n) => n,
-            None => return Step::Failed("commitTime is not an unsigned 64-bit integer".into()),
+    let cdc = match lenient::read::<ChangeItemView<'_>, IgnoredAny>(cdc, "cdc") {
+        Lenient::Parsed(cdc) => cdc,
+        Lenient::Unparsed { reason, .. } => return Step::Failed(reason),
+    };
+    let commit_time = match cdc.commit_time {
+        None => 0,
+        Some(value) => match serde_json::from_str::<u64>(value.get()) {
+            Ok(n) => n,
+            Err(_) => return Step::Failed("commitTime is not an unsigned 64-bit integer".into()),
         },
     };
+    let table = SharedStr(match enrichment.output_table {
+        Some(table) => Arc::from(table),
+        None => Arc::from(cdc.table.and_then(json::text).unwrap_or_default().as_ref()),
+    });
     let message = match message_text(cdc) {
         Ok(Some(text)) => text,
         Ok(None) => return Step::Dropped,
         Err(reason) => return Step::Failed(reason),
     };
-    let table = SharedStr(match enrichment.output_table {
-        Some(table) => Arc::from(table),
-        None => Arc::from(cdc.get("table").and_then(Value::as_str).unwrap_or_default()),
-    });
     let comma = budget.cost_of_text(",");
     let mut items = Vec::new();
     let mut cost = 0usize;
@@ -496,10 +584,12 @@ fn enrich_change_item(
 }
 
 /// The message text of a change item: `Ok(None)` for a `null` message.
-fn message_text(cdc: &Value) -> Result<Option<std::borrow::Cow<'_, str>>, String> {
-    let names = cdc.get("columnnames").and_then(Value::as_array);
+fn message_text<'a>(cdc: ChangeItemView<'a>) -> Result<Option<Cow<'a, str>>, String> {
+    let names = cdc.columnnames.items().unwrap_or_default();
     let position = |wanted: &str| {
-        names.and_then(|names| names.iter().position(|n| n.as_str() == Some(wanted)))
+        names
+            .iter()
+            .position(|n| json::text(n).as_deref() == Some(wanted))
     };
     let (name, index) = match (position("value"), position("data")) {
         (Some(i), _) => ("value", i),
@@ -507,25 +597,21 @@ fn message_text(cdc: &Value) -> Result<Option<std::borrow::Cow<'_, str>>, String
         (None, None) => return Err("change item has no value or data column".into()),
     };
     let value = cdc
-        .get("columnvalues")
-        .and_then(Value::as_array)
-        .and_then(|values| values.get(index))
+        .columnvalues
+        .items()
+        .ok()
+        .and_then(|values| values.get(index).copied())
         .ok_or_else(|| format!("columnvalues has no entry for the {name} column"))?;
-    let text = match value {
-        Value::String(text) => text,
-        Value::Null => return Ok(None),
-        other => {
-            return Err(format!(
-                "{name} column holds {}, expected text",
-                json_kind(other)
-            ))
-        }
+    let text = match json::kind(value) {
+        "a string" => json::text(value).unwrap_or_default(),
+        "null" => return Ok(None),
+        other => return Err(format!("{name} column holds {other}, expected text")),
     };
-    if column_type(cdc, name) != Some("string") {
-        return Ok(Some(std::borrow::Cow::Borrowed(text)));
+    if column_type(cdc.table_schema, name).as_deref() != Some("string") {
+        return Ok(Some(text));
     }
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
+        .decode(text.as_bytes())
         .map_err(|e| {
             format!(
                 "{name} column is typed string but is not valid base64: {}",
@@ -533,18 +619,21 @@ fn message_text(cdc: &Value) -> Result<Option<std::borrow::Cow<'_, str>>, String
             )
         })?;
     String::from_utf8(bytes)
-        .map(|text| Some(std::borrow::Cow::Owned(text)))
+        .map(|text| Some(Cow::Owned(text)))
         .map_err(|_| format!("{name} column decodes from base64 to bytes that are not UTF-8"))
 }
 
-/// The YT type `table_schema` gives the column `name`.
-fn column_type<'a>(cdc: &'a Value, name: &str) -> Option<&'a str> {
-    cdc.get("table_schema")?
-        .as_array()?
-        .iter()
-        .find(|column| column.get("name").and_then(Value::as_str) == Some(name))?
-        .get("type")?
-        .as_str()
+/// The YT type `table_schema` gives the column `name`: the first entry of
+/// that name decides.
+fn column_type<'a>(table_schema: List<'a>, name: &str) -> Option<Cow<'a, str>> {
+    table_schema
+        .items()
+        .ok()?
+        .into_iter()
+        .filter_map(|column| serde_json::from_str::<ColumnView<'a>>(column.get()).ok())
+        .find(|column| column.name.and_then(json::text).as_deref() == Some(name))?
+        .kind
+        .and_then(json::text)
 }
 
 /// A base64 error by kind and offset: the decoder's own message quotes the
@@ -559,18 +648,6 @@ pub fn base64_error(error: &base64::DecodeError) -> String {
             format!("invalid last symbol at offset {offset}")
         }
         base64::DecodeError::InvalidPadding => "invalid padding".into(),
-    }
-}
-
-/// A JSON value's kind, for error messages that must not quote data.
-pub fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -589,6 +666,20 @@ mod tests {
 
     fn budget(limit: usize) -> Budget {
         Budget::new(limit, 0, crate::budget::Framing::Bare).unwrap()
+    }
+
+    /// `transform` of `records`, each as raw JSON.
+    fn transform(
+        records: Vec<Value>,
+        enrichment: &Enrichment<'_>,
+        budget: &mut Budget,
+    ) -> Result<DoubleCloudResponse, TransformError> {
+        let raw: Vec<Box<RawValue>> = records
+            .iter()
+            .map(|record| serde_json::value::to_raw_value(record).unwrap())
+            .collect();
+        let records: Vec<&RawValue> = raw.iter().map(AsRef::as_ref).collect();
+        super::transform(&records, enrichment, budget)
     }
 
     /// `transform` under Lambda's limit, serialized.
@@ -907,18 +998,47 @@ mod tests {
 
     #[test]
     fn records_must_be_a_list() {
+        let take = |batch: Value| {
+            take_records(&serde_json::value::to_raw_value(&batch).unwrap()).map(|r| r.len())
+        };
         assert_eq!(
-            take_records(&mut json!({"Records": null})),
+            take(json!({"Records": null})),
             Err(BatchError::NotAList("null"))
         );
+        assert_eq!(take(json!({})), Err(BatchError::NotAList("absent")));
+        assert_eq!(take(json!([1])), Err(BatchError::NotAList("absent")));
         assert_eq!(
-            take_records(&mut json!({})),
-            Err(BatchError::NotAList("absent"))
-        );
-        assert_eq!(
-            take_records(&mut json!({"Records": {}})),
+            take(json!({"Records": {}})),
             Err(BatchError::NotAList("an object"))
         );
-        assert_eq!(take_records(&mut json!({"Records": []})), Ok(vec![]));
+        assert_eq!(take(json!({"Records": []})), Ok(0));
+        assert_eq!(take(json!({"Records": [1, {}]})), Ok(2));
+    }
+
+    #[test]
+    fn a_record_with_a_repeated_key_fails_in_its_place_with_what_can_be_read() {
+        let raw = RawValue::from_string(
+            r#"{"eventID":"1","cdc":{"columnnames":["value"],"columnvalues":["ts=1"]},"cdc":5}"#
+                .into(),
+        )
+        .unwrap();
+        let mut budget = budget(1 << 20);
+        let response = super::transform(&[&raw], &enrichment(), &mut budget).unwrap();
+        let result = &response.records[0];
+        assert_eq!(result.result, ResultKind::ProcessingFailed);
+        assert_eq!(result.envelope.event_id, "1");
+    }
+
+    #[test]
+    fn a_change_item_sent_back_keeps_its_numbers_exactly() {
+        let text = r#"{"eventID":"1","cdc":{"commitTime":1.5,"n":123456789012345678901234567890}}"#;
+        let raw = RawValue::from_string(text.into()).unwrap();
+        let mut budget = budget(1 << 20);
+        let response = super::transform(&[&raw], &enrichment(), &mut budget).unwrap();
+        let answer = serde_json::to_string(&response).unwrap();
+        assert!(
+            answer.contains(r#""n":123456789012345678901234567890"#),
+            "{answer}"
+        );
     }
 }

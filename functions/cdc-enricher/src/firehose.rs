@@ -7,7 +7,7 @@
 //!   stay one object per line;
 //! * `Dropped` when the data is empty or holds only blank lines;
 //! * `ProcessingFailed` when the data is missing, not base64, not UTF-8, or
-//!   has a bad line; it carries the original bytes back (nothing when they
+//!   has a bad line, or when the record does not parse (a repeated key); it carries the original bytes back (nothing when they
 //!   could not be decoded: Firehose delivers its own copy of the original to
 //!   the error output anyway).
 //!
@@ -16,17 +16,25 @@
 //!
 //! A record without a `recordId` cannot be answered, and Firehose rejects a
 //! response that misses one, so the whole call fails instead.
+//!
+//! The `records` list is kept as raw JSON per record, and each record is
+//! read on its own with [`lenient::read`]: a typed [`Record`] (its
+//! `recordId` and its raw `data`), or, when it does not parse (not an
+//! object, or a repeated key), only its `recordId`.
 
 use std::collections::HashMap;
 
 use aws_lambda_events::firehose::{KinesisFirehoseResponse, KinesisFirehoseResponseRecord};
 use base64::Engine as _;
+use lambda_stream_kit::lenient::{self, Lenient};
 use lambda_stream_kit::result::{firehose_record, Outcome, ResultKind};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
-use crate::doublecloud::{base64_error, json_kind};
+use crate::doublecloud::base64_error;
 use crate::enrich;
+use crate::json;
 
 /// Why a Firehose event cannot be answered record by record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,23 +69,49 @@ pub enum FirehoseError {
     },
 }
 
-/// Takes the records out of a Firehose event.
-pub fn take_records(event: &mut Value) -> Result<Vec<Value>, FirehoseError> {
-    match event.get_mut("records").map(Value::take) {
-        Some(Value::Array(records)) => Ok(records),
-        Some(other) => Err(FirehoseError::NotAList(json_kind(&other))),
-        None => Err(FirehoseError::NotAList("absent")),
+/// The records of a Firehose event, each read on its own.
+pub fn take_records(event: &RawValue) -> Result<Vec<FirehoseRecord<'_>>, FirehoseError> {
+    let records = json::list_member(event, "records").map_err(FirehoseError::NotAList)?;
+    Ok(records
+        .into_iter()
+        .map(|record| lenient::read(record, "record"))
+        .collect())
+}
+
+/// One Firehose record, typed: its `recordId` (when it is text), and its
+/// `data` as raw text (`None` when absent or `null`).
+#[derive(Debug, Deserialize)]
+pub struct Record<'a> {
+    #[serde(rename = "recordId", default, deserialize_with = "lenient::text")]
+    record_id: Option<String>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// A record's coordinates, read when it does not parse as a [`Record`]
+/// (not an object, or a repeated key): its `recordId` alone.
+#[derive(Debug, Default, Deserialize)]
+pub struct Coordinates {
+    #[serde(rename = "recordId", default, deserialize_with = "lenient::text")]
+    record_id: Option<String>,
+}
+
+/// A Firehose record read leniently.
+pub type FirehoseRecord<'a> = Lenient<Record<'a>, Coordinates>;
+
+/// The record's `recordId`, when it is text.
+fn record_id<'r>(record: &'r FirehoseRecord<'_>) -> Option<&'r str> {
+    match record {
+        Lenient::Parsed(record) => record.record_id.as_deref(),
+        Lenient::Unparsed { coordinates, .. } => coordinates.record_id.as_deref(),
     }
 }
 
 /// Checks that every record can be answered, before any work is done.
-pub fn check_record_ids(records: &[Value]) -> Result<(), FirehoseError> {
+pub fn check_record_ids(records: &[FirehoseRecord<'_>]) -> Result<(), FirehoseError> {
     let mut seen = std::collections::HashSet::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
-        let id = record
-            .get("recordId")
-            .and_then(Value::as_str)
-            .ok_or(FirehoseError::NoRecordId { index })?;
+        let id = record_id(record).ok_or(FirehoseError::NoRecordId { index })?;
         if !seen.insert(id) {
             return Err(FirehoseError::DuplicateRecordId {
                 index,
@@ -96,7 +130,7 @@ pub fn check_record_ids(records: &[Value]) -> Result<(), FirehoseError> {
 /// is left is answered `ProcessingFailed` (with its original data when that
 /// fits). Only when even the smallest answers cannot fit does the call fail.
 pub fn transform(
-    records: Vec<Value>,
+    records: Vec<FirehoseRecord<'_>>,
     ip: &str,
     limit: usize,
 ) -> Result<KinesisFirehoseResponse, FirehoseError> {
@@ -105,13 +139,7 @@ pub fn transform(
     let mut budget = Budget::new(limit, 0, Framing::Bare).ok_or(too_large.clone())?;
     let ids: Vec<String> = records
         .iter()
-        .map(|record| {
-            record
-                .get("recordId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        })
+        .map(|record| record_id(record).unwrap_or_default().to_owned())
         .collect();
     let floors: Vec<usize> = ids
         .iter()
@@ -134,7 +162,10 @@ pub fn transform(
         let ok_overhead = budget.cost_of(&answer(record_id.clone(), ResultKind::Ok));
         // Base64 turns every 3 bytes into 4.
         let room = budget.remaining().saturating_sub(ok_overhead) / 4 * 3;
-        let (outcome, original) = transform_data(record.get("data"), ip, room);
+        let (outcome, original) = match &record {
+            Lenient::Parsed(record) => transform_data(record.data, ip, room),
+            Lenient::Unparsed { reason, .. } => (Outcome::failed(reason.as_str()), Vec::new()),
+        };
         let (kind, data) = match outcome {
             Outcome::Ok(data) => (ResultKind::Ok, data),
             Outcome::Split(parts) => (ResultKind::Ok, parts.join(&b'\n')),
@@ -190,16 +221,15 @@ fn base64_len(bytes: usize) -> usize {
 
 /// The outcome for one record's `data`, and the original bytes to send back
 /// with a failure. An output longer than `room` bytes is a failure.
-fn transform_data(data: Option<&Value>, ip: &str, room: usize) -> (Outcome<Vec<u8>>, Vec<u8>) {
-    let encoded = match data {
-        Some(Value::String(text)) => text,
-        Some(Value::Null) | None => return (Outcome::failed("record has no data"), Vec::new()),
-        Some(other) => {
-            let reason = format!("data is {}, expected base64 text", json_kind(other));
-            return (Outcome::failed(reason), Vec::new());
-        }
+fn transform_data(data: Option<&RawValue>, ip: &str, room: usize) -> (Outcome<Vec<u8>>, Vec<u8>) {
+    let Some(data) = data else {
+        return (Outcome::failed("record has no data"), Vec::new());
     };
-    let bytes = match base64::engine::general_purpose::STANDARD.decode(encoded) {
+    let Some(encoded) = json::text(data) else {
+        let reason = format!("data is {}, expected base64 text", json::kind(data));
+        return (Outcome::failed(reason), Vec::new());
+    };
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()) {
         Ok(bytes) => bytes,
         Err(e) => {
             return (
@@ -253,16 +283,20 @@ fn ndjson(message: &str, ip: &str, room: usize) -> Outcome<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn raw(value: Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
 
     fn b64(text: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(text)
     }
 
     fn answer(records: Value) -> Vec<Value> {
-        let mut event =
-            json!({"invocationId": "i", "deliveryStreamArn": "arn", "records": records});
-        let records = take_records(&mut event).unwrap();
+        let event =
+            raw(json!({"invocationId": "i", "deliveryStreamArn": "arn", "records": records}));
+        let records = take_records(&event).unwrap();
         check_record_ids(&records).unwrap();
         serde_json::to_value(transform(records, "44.201.33.239", LAMBDA_RESPONSE_LIMIT).unwrap())
             .unwrap()["records"]
@@ -323,20 +357,27 @@ mod tests {
 
     #[test]
     fn records_without_or_with_repeated_ids_cannot_be_answered() {
+        let check = |records: Value| {
+            check_record_ids(&take_records(&raw(json!({ "records": records }))).unwrap())
+        };
         assert_eq!(
-            check_record_ids(&[json!({"recordId": "a"}), json!({"data": ""})]),
+            check(json!([{"recordId": "a"}, {"data": ""}])),
             Err(FirehoseError::NoRecordId { index: 1 })
         );
         assert_eq!(
-            check_record_ids(&[json!({"recordId": "a"}), json!({"recordId": "a"})]),
+            check(json!([{"recordId": "a"}, 5])),
+            Err(FirehoseError::NoRecordId { index: 1 })
+        );
+        assert_eq!(
+            check(json!([{"recordId": "a"}, {"recordId": "a"}])),
             Err(FirehoseError::DuplicateRecordId {
                 index: 1,
                 record_id: "a".into()
             })
         );
         assert_eq!(
-            take_records(&mut json!({"records": null})),
-            Err(FirehoseError::NotAList("null"))
+            take_records(&raw(json!({"records": null}))).err(),
+            Some(FirehoseError::NotAList("null"))
         );
     }
 }

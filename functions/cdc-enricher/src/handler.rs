@@ -22,6 +22,12 @@
 //!
 //! The probe `{"Records":[]}` is answered `{"Records":[]}` without needing
 //! the IP.
+//!
+//! The event arrives as raw JSON. Its shape is told from its top-level
+//! members ([`Fields`], looked up as in a `Value` map: present, even as
+//! `null`; the last of repeated keys), and the record lists are handed on
+//! as raw JSON per record, for [`doublecloud`] and [`firehose`] to read one
+//! record at a time. No `serde_json::Value` tree of the event is built.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +41,7 @@ use lambda_stream_kit::redact::json_error;
 use lambda_stream_kit::runtime_api::FunctionError;
 use lambda_stream_kit::tls::TlsError;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use crate::auth::{SecretReader, TokenGuard, TokenUnavailable};
@@ -46,6 +52,7 @@ use crate::doublecloud::{
 };
 use crate::firehose::{self, FirehoseError};
 use crate::ip::{IpError, IpSource};
+use crate::json::{self, Fields};
 
 /// Time kept back from the invocation deadline to send the answer.
 const ANSWER_MARGIN: Duration = Duration::from_secs(1);
@@ -158,7 +165,7 @@ impl CallError {
 /// The Lambda entry point: answers, or returns the whole-call error.
 pub async fn function_handler(
     enricher: &App,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<Box<RawValue>>,
 ) -> Result<Response, FunctionError> {
     handle(enricher, event).await.map_err(|e| {
         tracing::error!(error = %e, error_type = e.error_type(), "call failed");
@@ -167,25 +174,28 @@ pub async fn function_handler(
 }
 
 /// [`function_handler`] with the error typed.
-pub async fn handle(enricher: &App, event: LambdaEvent<Value>) -> Result<Response, CallError> {
+pub async fn handle(
+    enricher: &App,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Response, CallError> {
     let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
-    let mut payload = event.payload;
-    let Some(fields) = payload.as_object() else {
+    let payload = &event.payload;
+    let Some(fields) = Fields::of(payload) else {
         return Err(CallError::UnrecognisedEvent);
     };
-    if fields.contains_key("requestContext") || fields.contains_key("rawPath") {
+    if fields.has("requestContext") || fields.has("rawPath") {
         Ok(Response::FunctionUrl(
-            function_url(enricher, payload, stop_by).await,
+            function_url(enricher, &fields, stop_by).await,
         ))
-    } else if fields.contains_key("Records") {
+    } else if fields.has("Records") {
         let budget = Budget::new(enricher.response_limit, 0, Framing::Bare);
         doublecloud_batch(enricher, payload, stop_by, budget)
             .await
             .map(Response::DoubleCloud)
-    } else if fields.contains_key("records")
-        && (fields.contains_key("deliveryStreamArn") || fields.contains_key("invocationId"))
+    } else if fields.has("records")
+        && (fields.has("deliveryStreamArn") || fields.has("invocationId"))
     {
-        let records = firehose::take_records(&mut payload)?;
+        let records = firehose::take_records(payload)?;
         firehose::check_record_ids(&records)?;
         if records.is_empty() {
             return Ok(Response::Firehose(KinesisFirehoseResponse::default()));
@@ -208,11 +218,11 @@ pub async fn handle(enricher: &App, event: LambdaEvent<Value>) -> Result<Respons
 /// `budget` is what the answer may take, `None` when nothing fits.
 async fn doublecloud_batch(
     enricher: &App,
-    mut batch: Value,
+    batch: &RawValue,
     stop_by: Instant,
     budget: Option<Budget>,
 ) -> Result<DoubleCloudResponse, CallError> {
-    let records = doublecloud::take_records(&mut batch)?;
+    let records = doublecloud::take_records(batch)?;
     if records.is_empty() {
         // The engine's schema probe: no IP needed to answer it.
         return Ok(DoubleCloudResponse { records: vec![] });
@@ -229,7 +239,7 @@ async fn doublecloud_batch(
         records: total,
     };
     let mut budget = budget.ok_or(too_large)?;
-    let response = doublecloud::transform(records, &enrichment, &mut budget)?;
+    let response = doublecloud::transform(&records, &enrichment, &mut budget)?;
     let failed = response
         .records
         .iter()
@@ -253,22 +263,22 @@ async fn doublecloud_batch(
 /// engine sees a status it retries on rather than a generic 502.
 async fn function_url(
     enricher: &App,
-    mut request: Value,
+    request: &Fields<'_>,
     stop_by: Instant,
 ) -> LambdaFunctionUrlResponse {
     match enricher
         .guard
-        .check(header(&request, "authorization"), stop_by)
+        .check(header(request, "authorization").as_deref(), stop_by)
         .await
     {
         Ok(None) => {}
         Ok(Some(refusal)) => {
-            let http = request.pointer("/requestContext/http");
-            let text = |name: &str| http.and_then(|h| h.get(name)).and_then(Value::as_str);
+            let http = member(request.get("requestContext"), "http");
+            let text = |name: &str| member(http, name).and_then(json::text);
             tracing::warn!(
                 reason = refusal.as_str(),
-                source_ip = text("sourceIp").unwrap_or_default(),
-                user_agent = text("userAgent").unwrap_or_default(),
+                source_ip = text("sourceIp").as_deref().unwrap_or_default(),
+                user_agent = text("userAgent").as_deref().unwrap_or_default(),
                 "Function URL call refused"
             );
             let mut response = json_response(401, r#"{"error":"unauthorized"}"#.into());
@@ -283,8 +293,8 @@ async fn function_url(
     // the envelope's own bytes set aside.
     let envelope = serde_json::to_vec(&json_response(200, String::new())).map_or(0, |e| e.len());
     let budget = Budget::new(enricher.response_limit, envelope, Framing::JsonString);
-    let answer = match body_json(&mut request) {
-        Ok(batch) => doublecloud_batch(enricher, batch, stop_by, budget).await,
+    let answer = match body_json(request) {
+        Ok(batch) => doublecloud_batch(enricher, &batch, stop_by, budget).await,
         Err(e) => Err(e),
     };
     match answer.and_then(|response| {
@@ -296,26 +306,31 @@ async fn function_url(
     }
 }
 
+/// The member `name` of `object`, when it is an object.
+fn member<'a>(object: Option<&'a RawValue>, name: &str) -> Option<&'a RawValue> {
+    Fields::of(object?)?.get(name)
+}
+
 /// A header of a Function-URL request; names are matched case-insensitively
-/// (Lambda lower-cases them, a hand-made event may not).
-fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
-    request
-        .get("headers")?
-        .as_object()?
+/// (Lambda lower-cases them, a hand-made event may not). Of several
+/// spellings, the one that sorts first wins, as it did in a `Value` map.
+fn header<'a>(request: &Fields<'a>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let headers = Fields::of(request.get("headers")?)?;
+    let (key, _) = headers
         .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))?
-        .1
-        .as_str()
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .min_by(|(a, _), (b, _)| a.cmp(b))?;
+    headers.get(key).and_then(json::text)
 }
 
 /// The request body as JSON, base64-decoded first when the envelope says so.
-fn body_json(request: &mut Value) -> Result<Value, CallError> {
+fn body_json(request: &Fields<'_>) -> Result<Box<RawValue>, CallError> {
     let encoded = request
         .get("isBase64Encoded")
-        .and_then(Value::as_bool)
+        .and_then(|flag| serde_json::from_str::<bool>(flag.get()).ok())
         .unwrap_or(false);
-    let body = match request.get_mut("body").map(Value::take) {
-        Some(Value::String(body)) if !body.is_empty() => body,
+    let body = match request.get("body").and_then(json::text) {
+        Some(body) if !body.is_empty() => body,
         _ => return Err(CallError::Body("is empty".into())),
     };
     let parsed = if encoded {

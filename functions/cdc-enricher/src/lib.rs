@@ -18,6 +18,7 @@
 //! | [`budget`] | the answer's size budget under Lambda's 6 MB response limit |
 //! | [`enrich`] | the message format: lines, form-urlencoded fields, the enriched event |
 //! | [`ip`] | the enrichment IP, configured or fetched once (the shared library's HTTPS client) |
+//! | [`json`] | reading the event and records as raw JSON, without a `Value` tree (records go through the shared `lenient` reader) |
 //! | [`auth`] | the bearer token Function-URL callers must present (its secret read without the AWS SDK) |
 //!
 //! # Data flow
@@ -37,3 +38,4 @@ pub mod enrich;
 pub mod firehose;
 pub mod handler;
 pub mod ip;
+pub mod json;

@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
     let enricher = &enricher;
     runtime_api::loop_ended(
         run(service_fn(
-            move |event: LambdaEvent<serde_json::Value>| async move {
+            move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
                 function_handler(enricher, event).await
             },
         ))

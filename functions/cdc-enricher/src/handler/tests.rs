@@ -8,7 +8,7 @@ use lambda_runtime::Context;
 use lambda_stream_kit::config::Env;
 use lambda_stream_kit::telemetry::capture;
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::auth::SecretReader;
 use crate::ip::tests::ip_url;
@@ -44,8 +44,14 @@ fn sample_enricher() -> App {
     enricher(&[("ENRICH_IP", SAMPLE_IP), NO_TOKEN_CHECK])
 }
 
+/// An event as the runtime hands it over: raw JSON.
+pub(crate) fn event(payload: &Value) -> LambdaEvent<Box<RawValue>> {
+    let raw = serde_json::value::to_raw_value(payload).unwrap();
+    LambdaEvent::new(raw, Context::default())
+}
+
 async fn call(enricher: &App, payload: Value) -> Result<Value, CallError> {
-    handle(enricher, LambdaEvent::new(payload, Context::default()))
+    handle(enricher, event(&payload))
         .await
         .map(|response| serde_json::to_value(response).unwrap())
 }
@@ -116,12 +122,15 @@ async fn the_response_matches_the_shared_contract_files_when_present() {
 
 #[tokio::test]
 async fn commit_time_survives_exactly_in_the_serialized_text() {
+    // The file's text as the runtime reads it, never through a `Value`.
+    let path = repo_path("events/cdc-doublecloud-sample.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let payload: Box<RawValue> =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+            .unwrap();
     let response = handle(
         &sample_enricher(),
-        LambdaEvent::new(
-            fixture("events/cdc-doublecloud-sample.json"),
-            Context::default(),
-        ),
+        LambdaEvent::new(payload, Context::default()),
     )
     .await
     .unwrap();
@@ -130,6 +139,30 @@ async fn commit_time_survives_exactly_in_the_serialized_text() {
         text.contains(r#""commitTime":1722183591238000000"#),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_shape_is_told_by_the_members_present_even_null_and_the_last_of_repeated_ones() {
+    let raw = |text: &str| {
+        LambdaEvent::new(
+            RawValue::from_string(text.into()).unwrap(),
+            Context::default(),
+        )
+    };
+    let err = handle(&sample_enricher(), raw(r#"{"Records":[],"Records":null}"#))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::Batch(BatchError::NotAList("null"))),
+        "{err}"
+    );
+    let answer = handle(
+        &sample_enricher(),
+        raw(r#"{"records":[],"invocationId":null}"#),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(answer, Response::Firehose(_)), "{answer:?}");
 }
 
 #[tokio::test]
@@ -346,10 +379,7 @@ async fn records_null_is_a_whole_call_error_directly_and_an_http_500_through_the
 async fn the_lambda_entry_point_turns_whole_call_errors_into_lambda_errors() {
     let err = function_handler(
         &sample_enricher(),
-        LambdaEvent::new(
-            fixture("events/bad/cdc-records-null.json"),
-            Context::default(),
-        ),
+        event(&fixture("events/bad/cdc-records-null.json")),
     )
     .await
     .unwrap_err();
@@ -808,12 +838,9 @@ async fn a_function_url_answer_is_priced_to_the_byte_with_its_envelope_and_escap
 #[tokio::test]
 async fn an_oversized_direct_answer_fails_the_call_with_advice_and_stays_unsent() {
     // About 150 KB of input, some 10 MB of change items.
-    let err = function_handler(
-        &sample_enricher(),
-        LambdaEvent::new(short_lines_batch(30_000), Context::default()),
-    )
-    .await
-    .unwrap_err();
+    let err = function_handler(&sample_enricher(), event(&short_lines_batch(30_000)))
+        .await
+        .unwrap_err();
     assert!(
         err.to_string()
             .contains("split such Kafka messages upstream"),
@@ -850,14 +877,8 @@ async fn firehose_records_that_do_not_fit_fail_alone_and_the_answer_stays_under_
         .chain([json!({"recordId": "small", "data": base64::engine::general_purpose::STANDARD.encode("ts=2")})])
         .collect();
     let event = json!({"invocationId": "i", "deliveryStreamArn": "arn", "records": records});
-    let (response, logs) = capture(async {
-        handle(
-            &sample_enricher(),
-            LambdaEvent::new(event, Context::default()),
-        )
-        .await
-    })
-    .await;
+    let (response, logs) =
+        capture(async { handle(&sample_enricher(), super::tests::event(&event)).await }).await;
     let response = response.unwrap();
     let size = serde_json::to_vec(&response).unwrap().len();
     assert!(size <= crate::budget::LAMBDA_RESPONSE_LIMIT, "{size}");
@@ -974,7 +995,10 @@ proptest! {
             prop_assert_eq!(result["eventID"].as_str(), Some(expected_id.as_str()));
             let kind = result["result"].as_str().unwrap();
             prop_assert!(["Split", "Dropped", "Ok", "ProcessingFailed"].contains(&kind), "{}", kind);
-            let original = record.get("cdc").unwrap_or(&Value::Null);
+            // As the function read it: from the event's text (serde_json's
+            // float parsing does not round-trip every f64 exactly).
+            let original: Value = serde_json::from_str(&record.get("cdc").unwrap_or(&Value::Null).to_string()).unwrap();
+            let original = &original;
             match kind {
                 // Only what has no change item to keep is answered failed.
                 "ProcessingFailed" => {

@@ -20,9 +20,8 @@
 
 use super::*;
 
-use lambda_runtime::Context;
 use lambda_stream_kit::config::Env;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::budget::LAMBDA_RESPONSE_LIMIT;
 
@@ -64,7 +63,7 @@ async fn run(enricher: &App, records: &[Value]) -> Transfer {
         let mut request = crate::handler::tests::function_url_request();
         request["isBase64Encoded"] = json!(false);
         request["body"] = json!(body);
-        let answer = match handle(enricher, LambdaEvent::new(request, Context::default())).await {
+        let answer = match handle(enricher, crate::handler::tests::event(&request)).await {
             Ok(Response::FunctionUrl(answer)) => answer,
             other => panic!("a Function-URL call must get an HTTP answer, got {other:?}"),
         };
