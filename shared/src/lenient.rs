@@ -61,6 +61,65 @@ where
     }
 }
 
+/// The kind of a JSON value, told by its first character: a [`RawValue`]
+/// always holds valid JSON, so no parse is needed. Error messages name a
+/// value by its kind so that they never quote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Boolean,
+    /// A number.
+    Number,
+    /// A string.
+    String,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl JsonKind {
+    /// The kind of `raw`.
+    pub fn of(raw: &RawValue) -> Self {
+        match raw.get().trim_start().as_bytes().first() {
+            Some(b'n') => Self::Null,
+            Some(b't' | b'f') => Self::Boolean,
+            Some(b'"') => Self::String,
+            Some(b'[') => Self::Array,
+            Some(b'{') => Self::Object,
+            _ => Self::Number,
+        }
+    }
+
+    /// The kind of `value`.
+    pub fn of_value(value: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        match value {
+            Value::Null => Self::Null,
+            Value::Bool(_) => Self::Boolean,
+            Value::Number(_) => Self::Number,
+            Value::String(_) => Self::String,
+            Value::Array(_) => Self::Array,
+            Value::Object(_) => Self::Object,
+        }
+    }
+
+    /// Its name with an article, for a message: `null`, `a boolean`,
+    /// `a number`, `a string`, `an array`, `an object`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Boolean => "a boolean",
+            Self::Number => "a number",
+            Self::String => "a string",
+            Self::Array => "an array",
+            Self::Object => "an object",
+        }
+    }
+}
+
 /// `deserialize_with` for one coordinate field: its text when it is a
 /// string, `None` when it is anything else, so one odd field does not cost
 /// the others.
@@ -122,6 +181,23 @@ mod tests {
 
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_kind_is_told_by_its_first_character() {
+        for (text, kind) in [
+            ("null", JsonKind::Null),
+            ("false", JsonKind::Boolean),
+            ("-1.5e3", JsonKind::Number),
+            (r#""hunter2""#, JsonKind::String),
+            (" [1]", JsonKind::Array),
+            ("{}", JsonKind::Object),
+        ] {
+            assert_eq!(JsonKind::of(&raw(text)), kind, "{text}");
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(JsonKind::of_value(&value), kind, "{text}");
+        }
+        assert_eq!(JsonKind::Array.name(), "an array");
     }
 
     #[test]

@@ -25,6 +25,7 @@
 //! The crate depends on no crate of the workspace, so lambda-stream-kit's
 //! own unit tests can use it without building a second lambda-stream-kit.
 
+pub mod bench;
 mod fault_proxy;
 mod http_stub;
 pub mod kafka_mapping;

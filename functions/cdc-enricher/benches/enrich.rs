@@ -11,7 +11,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cdc_enricher::budget::{Budget, Framing, LAMBDA_RESPONSE_LIMIT};
 use cdc_enricher::config::OnFailure;
@@ -86,16 +85,9 @@ fn cdc(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = test_support::bench::criterion();
     targets = cdc
 }
 criterion_main!(benches);

@@ -20,19 +20,17 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use lambda_stream_kit::lenient::JsonKind;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-/// A raw value's kind, for error messages that must not quote data.
+/// A raw value's kind, for error messages that must not quote data; the
+/// enricher's messages call an array a list.
 pub fn kind(raw: &RawValue) -> &'static str {
-    match raw.get().trim_start().as_bytes().first() {
-        Some(b'n') => "null",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'"') => "a string",
-        Some(b'[') => "a list",
-        Some(b'{') => "an object",
-        _ => "a number",
+    match JsonKind::of(raw) {
+        JsonKind::Array => "a list",
+        other => other.name(),
     }
 }
 

@@ -8,7 +8,6 @@
 //! from criterion's JSON output.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -106,16 +105,9 @@ fn dynamodb(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = test_support::bench::criterion();
     targets = dynamodb
 }
 criterion_main!(benches);

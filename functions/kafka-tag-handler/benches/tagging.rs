@@ -10,7 +10,6 @@
 //! `scripts/bench.sh` reads the results from criterion's JSON output.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -111,16 +110,9 @@ fn kafka(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = test_support::bench::criterion();
     targets = kafka
 }
 criterion_main!(benches);

@@ -27,6 +27,7 @@ use std::fmt;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use lambda_stream_kit::lenient::JsonKind;
 use lambda_stream_kit::lenient::{self, Lenient};
 use lambda_stream_kit::redact;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -404,26 +405,12 @@ fn malformed(message: String) -> BadRecord {
 
 /// The kind of JSON value, as the error messages name it.
 pub(crate) fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    JsonKind::of_value(value).name()
 }
 
 /// What [`kind_of`] says of the value, from its first character.
 fn kind_of_raw(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
+    JsonKind::of(raw).name()
 }
 
 // --- reading the payload ----------------------------------------------------

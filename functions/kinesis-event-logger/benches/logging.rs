@@ -11,7 +11,6 @@
 //! `scripts/bench.sh` reads the results from criterion's JSON output.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -99,16 +98,9 @@ fn kinesis(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = test_support::bench::criterion();
     targets = kinesis
 }
 criterion_main!(benches);
