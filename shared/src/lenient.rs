@@ -55,10 +55,23 @@ where
     match serde_json::from_str::<T>(raw.get()) {
         Ok(record) => Lenient::Parsed(record),
         Err(error) => Lenient::Unparsed {
-            coordinates: serde_json::from_str(raw.get()).unwrap_or_default(),
+            coordinates: coordinates(raw),
             reason: format!("{what} does not parse: {}", json_error(&error)),
         },
     }
+}
+
+/// The coordinates of a record that did not parse. A typed read refuses a
+/// repeated key, so when it fails the record is read as a tree first, where
+/// the last of repeated keys counts: that costs an allocation per field, on
+/// the failure path only, and names the record wherever it can be named.
+fn coordinates<'de, C>(raw: &'de RawValue) -> C
+where
+    C: Deserialize<'de> + Default,
+{
+    serde_json::from_str(raw.get())
+        .or_else(|_| serde_json::from_str::<serde_json::Value>(raw.get()).and_then(C::deserialize))
+        .unwrap_or_default()
 }
 
 /// The kind of a JSON value, told by its first character: a [`RawValue`]
@@ -226,6 +239,16 @@ mod tests {
         assert_eq!(coordinates.id.as_deref(), Some("a"));
         assert!(reason.starts_with("record does not parse: "), "{reason}");
         assert!(!reason.contains("hunter2"), "{reason}");
+    }
+
+    #[test]
+    fn a_repeated_key_fails_the_record_but_not_its_coordinates() {
+        let got: Lenient<Record, Coordinates> =
+            read(&raw(r#"{"id":"a","count":1,"id":"b"}"#), "record");
+        let Lenient::Unparsed { coordinates, .. } = got else {
+            panic!("a typed read refuses a repeated key")
+        };
+        assert_eq!(coordinates.id.as_deref(), Some("b"), "the last one counts");
     }
 
     #[test]

@@ -346,6 +346,10 @@ mod tests {
                 "dynamodb-unknown-event-name.json",
                 Reported("5000000000000000000000000007", "unknown eventName"),
             ),
+            (
+                "dynamodb-repeated-key.json",
+                Reported("5000000000000000000000000008", "record does not parse"),
+            ),
             ("dynamodb-empty-batch.json", Success),
         ];
         let app = unreachable(&[("DEADLINE_MARGIN_MS", "0")]);
