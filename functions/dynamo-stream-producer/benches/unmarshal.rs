@@ -11,9 +11,13 @@ use std::hint::black_box;
 
 use aws_lambda_events::dynamodb::EventRecord;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use dynamo_stream_producer::handler::StreamBatch;
+use dynamo_stream_producer::config::Config;
+use dynamo_stream_producer::handler::{function_handler, App, StreamBatch};
+use lambda_runtime::{Context, LambdaEvent};
+use lambda_stream_kit::config::Env;
 use lambda_stream_kit::dynamodb::{attribute_text, item_to_json};
 use lambda_stream_kit::kafka::partitioner::partition_for_key;
+use lambda_stream_kit::pipeline::MemorySink;
 use serde_json::{json, Value};
 
 /// Records per iteration.
@@ -90,6 +94,19 @@ fn ours(bytes: &[u8]) -> usize {
 }
 
 /// The floor: the same bytes parsed to a `Value` and written back.
+/// The whole handler, the pipeline included, into an in-memory sink: what
+/// an invocation costs per record less the network.
+fn handler(bytes: &[u8], app: &App<MemorySink>, runtime: &tokio::runtime::Runtime) -> usize {
+    let Ok(batch) = serde_json::from_slice::<StreamBatch>(bytes) else {
+        return 0;
+    };
+    let answer = runtime.block_on(function_handler(
+        app,
+        LambdaEvent::new(batch, Context::default()),
+    ));
+    answer.map_or(0, |a| a.batch_item_failures.len() + 1)
+}
+
 fn floor(bytes: &[u8]) -> usize {
     let value: Value = serde_json::from_slice(bytes).unwrap_or_default();
     serde_json::to_vec(&value).map_or(0, |v| v.len())
@@ -102,6 +119,26 @@ fn dynamodb(c: &mut Criterion) {
     group.throughput(Throughput::Elements(RECORDS as u64));
     group.bench_function("floor", |b| b.iter(|| floor(black_box(&bytes))));
     group.bench_function("ours", |b| b.iter(|| ours(black_box(&bytes))));
+    let config = Config::from_env(&Env::from_pairs(&[(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "127.0.0.1:1",
+    )]));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build();
+    if let (Ok(config), Ok(runtime)) = (config, runtime) {
+        // A fresh sink per batch, so that what it keeps does not grow.
+        group.bench_function("handler", |b| {
+            b.iter_batched(
+                || App {
+                    config: config.clone(),
+                    sink: MemorySink::new(),
+                },
+                |app| handler(black_box(&bytes), &app, &runtime),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 
