@@ -28,6 +28,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::OnceLock;
 
+use kafka_tag_handler::bad_record::BadRecord;
 use kafka_tag_handler::config::{Config, OnError};
 use kafka_tag_handler::connector::ConnectorError;
 use kafka_tag_handler::rules::{RulesSource, Tagger};
@@ -67,11 +68,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let payload: Payload =
         serde_json::from_slice(data).expect("what parses as a Value parses as a Payload");
-    assert_eq!(
-        payload,
-        Payload::from_value(&event),
-        "the bytes and their Value read alike"
-    );
+    // A batch keeps its records as raw text, which a Value writes back
+    // differently (spacing, repeated keys): compare what is read from them.
+    match (&payload, &Payload::from_value(&event)) {
+        (Payload::Batch(from_bytes), Payload::Batch(from_value)) => assert_eq!(
+            readings(from_bytes),
+            readings(from_value),
+            "the bytes and their Value read alike"
+        ),
+        (from_bytes, from_value) => assert_eq!(
+            from_bytes, from_value,
+            "the bytes and their Value read alike"
+        ),
+    }
     match (&event, &payload) {
         (Value::Array(items), _) => check_connector(items),
         (Value::Object(_), Payload::Batch(batch)) => check_batch(&event, batch),
@@ -81,6 +90,42 @@ fuzz_target!(|data: &[u8]| {
         _ => {}
     }
 });
+
+/// Every record of a batch as the handler reads it: its position, time,
+/// key, value and headers (or why they cannot be read).
+type Reading = (
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Result<Option<Vec<u8>>, BadRecord>,
+    Result<Option<Vec<u8>>, BadRecord>,
+    Result<Vec<(String, Vec<u8>)>, BadRecord>,
+);
+
+fn readings(batch: &source::Batch) -> Result<Vec<Vec<Reading>>, String> {
+    source::partitions(batch).map(|partitions| {
+        partitions
+            .iter()
+            .map(|records| {
+                records
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.topic.to_string(),
+                            r.partition,
+                            r.offset,
+                            r.timestamp_ms,
+                            r.key(),
+                            r.value(),
+                            r.headers(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
 
 fn check_batch(event: &Value, batch: &source::Batch) {
     let placeable = placeable(event);
