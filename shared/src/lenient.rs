@@ -62,15 +62,18 @@ where
 }
 
 /// The coordinates of a record that did not parse. A typed read refuses a
-/// repeated key, so when it fails the record is read as a tree first, where
-/// the last of repeated keys counts: that costs an allocation per field, on
-/// the failure path only, and names the record wherever it can be named.
+/// repeated key, or (through [`or_default`]) gives up a whole group of
+/// coordinates for one, so the record is read as a tree first, where the
+/// last of repeated keys counts, as in a `serde_json::Value`: that costs an
+/// allocation per field, on the failure path only, and names the record
+/// wherever it can be named.
 fn coordinates<'de, C>(raw: &'de RawValue) -> C
 where
     C: Deserialize<'de> + Default,
 {
-    serde_json::from_str(raw.get())
-        .or_else(|_| serde_json::from_str::<serde_json::Value>(raw.get()).and_then(C::deserialize))
+    serde_json::from_str::<serde_json::Value>(raw.get())
+        .and_then(C::deserialize)
+        .or_else(|_| serde_json::from_str(raw.get()))
         .unwrap_or_default()
 }
 
@@ -249,6 +252,18 @@ mod tests {
             panic!("a typed read refuses a repeated key")
         };
         assert_eq!(coordinates.id.as_deref(), Some("b"), "the last one counts");
+    }
+
+    #[test]
+    fn a_repeated_key_inside_a_group_of_coordinates_keeps_the_group() {
+        let got: Lenient<Record, Coordinates> = read(
+            &raw(r#"{"id":"a","inner":{"sequence":"1","sequence":"2"},"count":"x"}"#),
+            "record",
+        );
+        let Lenient::Unparsed { coordinates, .. } = got else {
+            panic!("parsed")
+        };
+        assert_eq!(coordinates.inner.sequence.as_deref(), Some("2"));
     }
 
     #[test]
