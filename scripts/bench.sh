@@ -84,7 +84,11 @@ fi
 run npm ci --prefix bench --no-audit --no-fund --loglevel=error
 
 say "one-time release builds (timed apart)"
-timed "x86_64 release binaries" nice -n 10 cargo build --release "${FUNCTIONS[@]/#/--package=}"
+# One build per function (see scripts/build.sh): built together, cargo would
+# give each the shared crate's features of all of them.
+for fn in "${FUNCTIONS[@]}"; do
+  timed "x86_64 release binary of $fn" nice -n 10 cargo build --release --package "$fn"
+done
 timed "delay line" nice -n 10 cargo build --release --package test-support --bin delay-line
 timed "codec bench" nice -n 10 cargo bench --no-run --package lambda-stream-kit --bench codecs
 for fn in "${FUNCTIONS[@]}"; do
@@ -93,7 +97,9 @@ done
 if [ -x scripts/build.sh ]; then
   timed "arm64 lambda builds (scripts/build.sh)" nice -n 10 scripts/build.sh
 else
-  timed "arm64 lambda builds (cargo lambda)" nice -n 10 cargo-lambda lambda build --release --arm64 "${FUNCTIONS[@]/#/--package=}"
+  for fn in "${FUNCTIONS[@]}"; do
+    timed "arm64 lambda build of $fn (cargo lambda)" nice -n 10 cargo-lambda lambda build --release --arm64 --package "$fn"
+  done
 fi
 
 MEASURE_START=$SECONDS

@@ -30,13 +30,20 @@ if [ "$mode" = sam ]; then
   exit 0
 fi
 
-# One cargo invocation for all functions, so shared dependencies build once.
-# Each function's package name is also its binary name.
+# One cargo invocation per function: cargo unifies the features of packages
+# built together, so a joint build would give every function the shared
+# crate's features of all of them (the logger would link rustls and ring
+# for the TLS provider it never uses). Built one by one, each links only
+# what it names, as `sam build` builds them. Dependencies with the same
+# features are built once and reused. Each function's package name is also
+# its binary name.
 names=()
 for manifest in functions/*/Cargo.toml; do
   names+=("$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)")
 done
-cargo lambda build --release --arm64 "${names[@]/#/--package=}"
+for name in "${names[@]}"; do
+  cargo lambda build --release --arm64 --package="$name"
+done
 for name in "${names[@]}"; do
   bootstrap=target/lambda/$name/bootstrap
   printf '%s\t%s bytes\n' "$bootstrap" "$(stat -c %s "$bootstrap")"
