@@ -31,11 +31,12 @@
 //!
 //! # Data flow
 //!
-//! Every function has the same shape: `main.rs` wires (logging and the TLS
-//! provider with [`init`], the settings read once from the environment into
-//! a typed `Config` ([`config::Env`]), clients built once, `run(service_fn(…))`),
-//! `config.rs` holds the settings and `handler.rs` holds
-//! `function_handler(app, event)`, where `App` is what the execution
+//! Every function has the same shape: `main.rs` wires, with
+//! [`runtime_api::serve`] (logging and the TLS provider with [`init`]; its
+//! `setup`, which reads the settings once from the environment into a typed
+//! `Config` ([`config::Env`]) and builds the clients once; then
+//! `run(service_fn(…))`), `config.rs` holds the settings and `handler.rs`
+//! holds `function_handler(app, event)`, where `App` is what the execution
 //! environment keeps between invocations.
 //!
 //! A function that writes to Kafka keeps the event's records raw, reads
@@ -56,7 +57,7 @@
 //! # #[cfg(feature = "kafka")]
 //! # mod example {
 //! use aws_lambda_events::streams::KinesisEventResponse;
-//! use lambda_runtime::{run, service_fn, LambdaEvent};
+//! use lambda_runtime::LambdaEvent;
 //! use lambda_stream_kit::config::Env;
 //! use lambda_stream_kit::deadline::stop_by;
 //! use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord};
@@ -64,7 +65,7 @@
 //! use lambda_stream_kit::pipeline::{
 //!     answer, process_partial_response, Mapped, Position, RecordHandler, Rejection, Sink, Topics,
 //! };
-//! use lambda_stream_kit::runtime_api::FunctionError;
+//! use lambda_stream_kit::runtime_api::{self, FunctionError};
 //! use serde::Deserialize;
 //! use serde_json::value::RawValue;
 //!
@@ -145,10 +146,12 @@
 //!         .await
 //! }
 //!
-//! pub async fn main() -> Result<(), lambda_runtime::Error> {
-//!     lambda_stream_kit::init();
-//!     let producer = KafkaProducer::new(KafkaConfig::from_env(&Env::process())?);
-//!     run(service_fn(|event| function_handler(&producer, event))).await
+//! pub async fn main() -> std::process::ExitCode {
+//!     runtime_api::serve(setup, function_handler).await
+//! }
+//!
+//! fn setup(env: &Env<'_>) -> Result<KafkaProducer, FunctionError> {
+//!     Ok(KafkaProducer::new(KafkaConfig::from_env(env)?))
 //! }
 //! # }
 //! # fn main() {}

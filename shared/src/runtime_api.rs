@@ -16,9 +16,13 @@
 //! Runtime API's `/runtime/init/error` endpoint (the "Runtime API" page of the
 //! Lambda developer guide), so Lambda records a `Runtime.InitError`-style
 //! failure with our type and message.
+//!
+//! [`serve`] is every function's `main`: [`crate::init`], the function's
+//! set-up once, then `run(service_fn(…))`.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,6 +32,9 @@ use http_body_util::Full;
 
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::config::{ConfigError, Env};
 use crate::telemetry::error_chain;
@@ -106,6 +113,50 @@ impl From<TlsError> for FunctionError {
     fn from(error: TlsError) -> Self {
         Self::new("Config.Tls", error)
     }
+}
+
+/// Runs a function for the life of its execution environment: logging and
+/// the TLS provider ([`crate::init`]); `setup` once, which reads the
+/// settings and builds the clients (a failure goes to [`init_failed`]);
+/// then the Runtime API loop, calling `handler` with what `setup` built for
+/// every invocation.
+///
+/// ```no_run
+/// # use lambda_runtime::LambdaEvent;
+/// # use lambda_stream_kit::config::Env;
+/// # use lambda_stream_kit::runtime_api::{self, FunctionError};
+/// # struct App { greeting: String }
+/// # async fn function_handler(app: &App, event: LambdaEvent<serde_json::Value>) -> Result<String, FunctionError> {
+/// #     Ok(format!("{} {}", app.greeting, event.payload))
+/// # }
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> std::process::ExitCode {
+///     runtime_api::serve(setup, function_handler).await
+/// }
+///
+/// fn setup(env: &Env<'_>) -> Result<App, FunctionError> {
+///     Ok(App { greeting: env.required("GREETING")? })
+/// }
+/// ```
+pub async fn serve<App, Event, Response, Handled>(
+    setup: impl FnOnce(&Env<'_>) -> Result<App, FunctionError>,
+    handler: impl Fn(&'static App, LambdaEvent<Event>) -> Handled,
+) -> ExitCode
+where
+    App: 'static,
+    Event: DeserializeOwned,
+    Response: Serialize,
+    Handled: Future<Output = Result<Response, FunctionError>>,
+{
+    crate::init();
+    let env = Env::process();
+    let app = match setup(&env) {
+        // What set-up builds is kept until the execution environment ends,
+        // so every invocation's future may borrow it.
+        Ok(app) => Box::leak(Box::new(app)),
+        Err(error) => return init_failed(&env, error).await,
+    };
+    loop_ended(run(service_fn(|event| handler(app, event))).await)
 }
 
 /// Logs `error` as one ERROR line, reports it to the Runtime API's

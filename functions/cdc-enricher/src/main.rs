@@ -4,30 +4,18 @@ use std::process::ExitCode;
 
 use cdc_enricher::auth::secrets_manager_reader;
 use cdc_enricher::config::Config;
-use cdc_enricher::handler::{function_handler, App};
-use lambda_runtime::{run, service_fn, LambdaEvent};
+use cdc_enricher::handler::{self, App};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::runtime_api;
+use lambda_stream_kit::runtime_api::{self, FunctionError};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_stream_kit::init();
-    let env = Env::process();
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
-    };
-    let enricher = match App::new(config, secrets_manager_reader(Env::process())) {
-        Ok(enricher) => enricher,
-        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
-    };
-    let enricher = &enricher;
-    runtime_api::loop_ended(
-        run(service_fn(
-            move |event: LambdaEvent<Box<serde_json::value::RawValue>>| async move {
-                function_handler(enricher, event).await
-            },
-        ))
-        .await,
-    )
+    runtime_api::serve(setup, handler::function_handler).await
+}
+
+/// The settings, the IP source and the token check (whose Secrets Manager
+/// client is built on first use).
+fn setup(env: &Env<'_>) -> Result<App, FunctionError> {
+    let config = Config::from_env(env)?;
+    Ok(App::new(config, secrets_manager_reader(Env::process()))?)
 }

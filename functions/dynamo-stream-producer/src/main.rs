@@ -2,26 +2,18 @@
 
 use std::process::ExitCode;
 
-use lambda_runtime::{run, service_fn, LambdaEvent};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::runtime_api;
+use lambda_stream_kit::runtime_api::{self, FunctionError};
 
 use dynamo_stream_producer::config::Config;
-use dynamo_stream_producer::handler::{self, App, StreamBatch};
+use dynamo_stream_producer::handler::{self, App};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_stream_kit::init();
-    let env = Env::process();
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
-    };
-    let app = App::new(config);
-    runtime_api::loop_ended(
-        run(service_fn(|event: LambdaEvent<StreamBatch>| {
-            handler::function_handler(&app, event)
-        }))
-        .await,
-    )
+    runtime_api::serve(setup, handler::function_handler).await
+}
+
+/// The settings, and the producer built from them (it connects on first use).
+fn setup(env: &Env<'_>) -> Result<App, FunctionError> {
+    Ok(App::new(Config::from_env(env)?))
 }

@@ -31,6 +31,15 @@
 //! Work is done in two steps: [`plan`] tags every item and builds the dead
 //! letters without any I/O, and [`handle`] publishes them and fills in their
 //! entries.
+//!
+//! This path does not go through `lambda_stream_kit::pipeline`. The
+//! pipeline's work is publishing records and answering a source with the
+//! positions that were not published; here nothing is published but dead
+//! letters, the tagged events are the answer itself, and there is no
+//! partial response: a call succeeds whole or fails whole. What the two
+//! paths do alike is shared: the same mapping of a payload to a tagged
+//! event or a [`BadRecord`] ([`crate::visit`]), the same dead letter and its
+//! cut to fit ([`bad_record::dead_letter`]), and the same [`Sink`].
 
 use std::collections::BTreeMap;
 

@@ -3,24 +3,18 @@
 use std::process::ExitCode;
 
 use kinesis_event_logger::config::Config;
-use kinesis_event_logger::handler::{self, App, KinesisBatch};
-use lambda_runtime::{run, service_fn, LambdaEvent};
+use kinesis_event_logger::handler::{self, App};
 use lambda_stream_kit::config::Env;
-use lambda_stream_kit::runtime_api;
+use lambda_stream_kit::runtime_api::{self, FunctionError};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    lambda_stream_kit::init();
-    let env = Env::process();
-    let config = match Config::from_env(&env) {
-        Ok(config) => config,
-        Err(error) => return runtime_api::init_failed(&env, error.into()).await,
-    };
-    let app = App { config };
-    runtime_api::loop_ended(
-        run(service_fn(|event: LambdaEvent<KinesisBatch>| {
-            handler::function_handler(&app, event)
-        }))
-        .await,
-    )
+    runtime_api::serve(setup, handler::function_handler).await
+}
+
+/// The settings; the logger needs no client.
+fn setup(env: &Env<'_>) -> Result<App, FunctionError> {
+    Ok(App {
+        config: Config::from_env(env)?,
+    })
 }

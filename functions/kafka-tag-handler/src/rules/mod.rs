@@ -589,29 +589,25 @@ fn compile_rule(
             "a rule needs at least one of host, host_regex, path, path_regex or query".into(),
         );
     }
-    // Each pattern is compiled on its own first, so an error names its rule
-    // (the shared set only says that one of its patterns is wrong).
-    let host_regex = host
-        .as_ref()
-        .map(|p| ascii_regex(p, true))
-        .transpose()
-        .map_err(|e| format!("host pattern: {e}"))?;
-    let path_regex = path
-        .as_ref()
-        .map(|p| ascii_regex(p, false))
-        .transpose()
-        .map_err(|e| format!("path pattern: {e}"))?;
-    let names = |r: &Option<Regex>, name: &str| {
-        r.as_ref()
-            .is_some_and(|r| r.capture_names().flatten().any(|n| n == name))
+    // Each pattern is checked on its own, so an error names its rule (the
+    // shared set only says that one of its patterns is wrong).
+    let groups = |pattern: &Option<String>, case_insensitive, what: &str| {
+        pattern
+            .as_deref()
+            .map(|p| glob::group_names(p, case_insensitive))
+            .transpose()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| format!("{what} pattern: {e}"))
     };
+    let host_names = groups(&host, true, "host")?;
+    let path_names = groups(&path, false, "path")?;
     let has_query = query.is_some();
     let tag = Template::parse(&spec.tag, |name| {
         if name == "value" && has_query {
             Some(Slot::Value)
-        } else if names(&path_regex, name) {
+        } else if path_names.iter().any(|n| n == name) {
             Some(Slot::PathGroup(name.to_owned()))
-        } else if names(&host_regex, name) {
+        } else if host_names.iter().any(|n| n == name) {
             Some(Slot::HostGroup(name.to_owned()))
         } else {
             None
@@ -619,6 +615,16 @@ fn compile_rule(
     })?;
     let wants_host = tag.uses(|s| matches!(s, Slot::HostGroup(_)));
     let wants_path = tag.uses(|s| matches!(s, Slot::PathGroup(_)));
+    let own_regex = |pattern: &Option<String>, wanted: bool, case_insensitive, what: &str| {
+        pattern
+            .as_deref()
+            .filter(|_| wanted)
+            .map(|p| ascii_regex(p, case_insensitive))
+            .transpose()
+            .map_err(|e| format!("{what} pattern: {e}"))
+    };
+    let host_groups = own_regex(&host, wants_host, true, "host")?;
+    let path_groups = own_regex(&path, wants_path, false, "path")?;
     let index = |pattern: Option<String>, set: &mut Vec<String>| {
         pattern.map(|p| {
             set.push(p);
@@ -628,8 +634,8 @@ fn compile_rule(
     Ok(UrlRule {
         host: index(host, host_patterns),
         path: index(path, path_patterns),
-        host_groups: host_regex.filter(|_| wants_host),
-        path_groups: path_regex.filter(|_| wants_path),
+        host_groups,
+        path_groups,
         tag,
         query,
     })
