@@ -49,10 +49,7 @@ pub(crate) fn ascii_set<S: AsRef<str>>(
 /// Matching uses the shared `RegexSet`s, so a rule's own regex is compiled
 /// only when its tag reads a group. Compiling every pattern on its own as
 /// well took about 40 µs each, most of the rules' start-up cost.
-pub(crate) fn group_names(
-    pattern: &str,
-    case_insensitive: bool,
-) -> Result<Vec<String>, String> {
+pub(crate) fn group_names(pattern: &str, case_insensitive: bool) -> Result<Vec<String>, String> {
     fn collect(hir: &Hir, names: &mut Vec<String>) {
         match hir.kind() {
             HirKind::Capture(group) => {
