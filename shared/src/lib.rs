@@ -66,6 +66,7 @@
 //!     answer, process_partial_response, Mapped, Position, RecordHandler, Rejection, Sink, Topics,
 //! };
 //! use lambda_stream_kit::runtime_api::{self, FunctionError};
+//! use lambda_stream_kit::telemetry::trace;
 //! use serde::Deserialize;
 //! use serde_json::value::RawValue;
 //!
@@ -141,7 +142,12 @@
 //!             (raw, read)
 //!         })
 //!         .collect();
-//!     let topics = Topics { publish: "orders", dead_letters: Some("orders-dlq") };
+//!     let trace = event.context.xray_trace_id.as_deref().and_then(trace::traceparent);
+//!     let topics = Topics {
+//!         publish: "orders",
+//!         dead_letters: Some("orders-dlq"),
+//!         traceparent: trace.as_deref(),
+//!     };
 //!     process_partial_response(sink, &Orders, topics, &[records], deadline, &answer::KinesisStream)
 //!         .await
 //! }

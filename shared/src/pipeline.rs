@@ -74,7 +74,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let sink = MemorySink::new();
 //! let records = vec![("1".to_owned(), "hello".to_owned()), ("2".to_owned(), String::new())];
-//! let topics = Topics { publish: "shouts", dead_letters: Some("shouts-dlq") };
+//! let topics = Topics { publish: "shouts", dead_letters: Some("shouts-dlq"), traceparent: None };
 //! let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
 //! let response = process_partial_response(
 //!     &sink, &Shout, topics, &[records], deadline, &answer::DynamoDbStream,
@@ -100,6 +100,8 @@ use crate::kafka::{Delivery, OutgoingRecord, ProduceError, ProduceOutcome};
 use crate::redact;
 use crate::runtime_api::FunctionError;
 use crate::telemetry::error_chain;
+use crate::telemetry::metrics::{self, names, Unit};
+use crate::telemetry::trace;
 
 pub use answer::Answer;
 pub use sink::{MemorySink, Sink};
@@ -275,6 +277,10 @@ pub struct Topics<'a> {
     pub publish: &'a str,
     /// The dead-letter topic, if there is one.
     pub dead_letters: Option<&'a str>,
+    /// The invocation's W3C `traceparent` ([`trace::traceparent`]), given
+    /// to every record sent that does not carry a valid one: published
+    /// records before their size check, dead letters when it still fits.
+    pub traceparent: Option<&'a str>,
 }
 
 /// Where one record ended up.
@@ -344,6 +350,23 @@ pub struct Counts {
     pub held_back: usize,
 }
 
+impl Counts {
+    /// Adds the counts to the invocation's metrics.
+    fn record(&self) {
+        for (name, n) in [
+            (names::RECORDS_RECEIVED, self.records),
+            (names::BATCH_SIZE, self.records),
+            (names::RECORDS_PUBLISHED, self.published),
+            (names::RECORDS_DEAD_LETTERED, self.dead_lettered),
+            (names::RECORDS_SKIPPED, self.skipped),
+            (names::RECORDS_FAILED, self.failed),
+            (names::RECORDS_HELD_BACK, self.held_back),
+        ] {
+            metrics::count(name, n);
+        }
+    }
+}
+
 impl Report {
     /// The counts by disposition.
     pub fn counts(&self) -> Counts {
@@ -386,7 +409,14 @@ where
     A: Answer + ?Sized,
 {
     let report = process(sink, handler, topics, groups, deadline).await;
-    answer.answer(&report)
+    let answered = answer.answer(&report);
+    let reported = match &answered {
+        Ok(_) => report.not_done().count(),
+        // A failed invocation hands the whole batch back.
+        Err(_) => report.entries.len(),
+    };
+    metrics::count(names::RECORDS_REPORTED, reported);
+    answered
 }
 
 /// Maps and publishes one batch, and reports where each record ended up;
@@ -421,6 +451,13 @@ pub async fn process<H: RecordHandler>(
                 continue;
             }
             let mapped = match handler.map(record) {
+                Mapped::Publish(mut out) => {
+                    trace::stamp(&mut out.headers, topics.traceparent);
+                    Mapped::Publish(out)
+                }
+                mapped => mapped,
+            };
+            let mapped = match mapped {
                 Mapped::Publish(out) if !sink.fits(&out) => {
                     let rejection = Rejection::new(
                         TOO_LARGE,
@@ -442,6 +479,7 @@ pub async fn process<H: RecordHandler>(
     }
 
     let (indices, records): (Vec<usize>, Vec<OutgoingRecord>) = to_publish.into_iter().unzip();
+    let sizes: Vec<usize> = records.iter().map(OutgoingRecord::size).collect();
     let letters = std::mem::take(&mut run.letters);
     let (published, dead_lettered) = join(
         send(sink, topics.publish, records, deadline),
@@ -449,9 +487,11 @@ pub async fn process<H: RecordHandler>(
     )
     .await;
     let mut logged_groups = Vec::new();
-    for (index, outcome) in indices.into_iter().zip(published) {
+    let mut bytes_published = 0;
+    for ((index, outcome), size) in indices.into_iter().zip(published).zip(sizes) {
         match outcome {
             Ok(delivery) => {
+                bytes_published += size;
                 handler.published(run.records[index], topics.publish, delivery);
                 run.entries[index].disposition = Disposition::Published(delivery);
             }
@@ -481,6 +521,7 @@ pub async fn process<H: RecordHandler>(
             }
         }
     }
+    metrics::record(names::BYTES_PUBLISHED, Unit::Bytes, bytes_published as f64);
     run.record_letters(dead_lettered);
     let refused = std::mem::take(&mut run.letters);
     let outcomes = run.send_letters(refused, deadline).await;
@@ -490,6 +531,7 @@ pub async fn process<H: RecordHandler>(
         entries: run.entries,
     };
     let counts = report.counts();
+    counts.record();
     tracing::info!(
         records = counts.records,
         published = counts.published,
@@ -526,9 +568,10 @@ impl<H: RecordHandler, S: Sink + ?Sized> Run<'_, H, S> {
                 return true;
             }
             Mapped::DeadLetter(why) if self.topics.dead_letters.is_some() => {
-                let letter = self
+                let mut letter = self
                     .sink
                     .fit_dead_letter(self.handler.dead_letter(record, &why), &[]);
+                stamp_if_it_fits(self.sink, &mut letter, self.topics.traceparent);
                 self.letters.push((index, why.clone(), letter));
                 (why, "dead-letter", Disposition::HeldBack, true)
             }
@@ -617,6 +660,19 @@ fn unreachable_publish(entry: &mut Entry) -> bool {
     false
 }
 
+/// Gives `record` the `traceparent` ([`trace::stamp`]) unless that would
+/// make it too large for `sink`: a dead letter already cut to fit stays
+/// sendable, without the trace.
+pub fn stamp_if_it_fits(
+    sink: &(impl Sink + ?Sized),
+    record: &mut OutgoingRecord,
+    traceparent: Option<&str>,
+) {
+    if trace::stamp(&mut record.headers, traceparent) && !sink.fits(record) {
+        record.headers.remove(trace::TRACEPARENT_HEADER);
+    }
+}
+
 /// Sends one topic's records; nothing at all when there are none.
 async fn send(
     sink: &(impl Sink + ?Sized),
@@ -627,7 +683,14 @@ async fn send(
     if records.is_empty() {
         return Vec::new();
     }
-    sink.produce(topic, records, deadline).await
+    let started = Instant::now();
+    let outcomes = sink.produce(topic, records, deadline).await;
+    metrics::record(
+        names::PRODUCE_LATENCY,
+        Unit::Milliseconds,
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
+    outcomes
 }
 
 /// Which group the record at flat `index` belongs to.

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::{ConfigError, Env};
-use crate::telemetry::error_chain;
+use crate::telemetry::{error_chain, Telemetry};
 #[cfg(feature = "tls")]
 use crate::tls::TlsError;
 
@@ -116,10 +116,11 @@ impl From<TlsError> for FunctionError {
 }
 
 /// Runs a function for the life of its execution environment: logging and
-/// the TLS provider ([`crate::init`]); `setup` once, which reads the
-/// settings and builds the clients (a failure goes to [`init_failed`]);
-/// then the Runtime API loop, calling `handler` with what `setup` built for
-/// every invocation.
+/// the TLS provider ([`crate::init`]); the [`Telemetry`] settings and
+/// `setup` once, which reads the function's settings and builds its clients
+/// (a failure goes to [`init_failed`]); then the Runtime API loop, calling
+/// `handler` with what `setup` built for every invocation, under the
+/// invocation's log fields, and writing its metrics when it has answered.
 ///
 /// ```no_run
 /// # use lambda_runtime::LambdaEvent;
@@ -150,13 +151,29 @@ where
 {
     crate::init();
     let env = Env::process();
+    let telemetry = match Telemetry::from_env(&env) {
+        Ok(telemetry) => telemetry,
+        Err(error) => return init_failed(&env, error.into()).await,
+    };
     let app = match setup(&env) {
         // What set-up builds is kept until the execution environment ends,
         // so every invocation's future may borrow it.
         Ok(app) => Box::leak(Box::new(app)),
         Err(error) => return init_failed(&env, error).await,
     };
-    loop_ended(run(service_fn(|event| handler(app, event))).await)
+    let telemetry = &telemetry;
+    loop_ended(
+        run(service_fn(|event: LambdaEvent<Event>| {
+            let context = event.context.clone();
+            let work = handler(app, event);
+            async move {
+                let (answer, metrics) = telemetry.observe(&context, work).await;
+                telemetry.emit(&metrics, &context);
+                answer
+            }
+        }))
+        .await,
+    )
 }
 
 /// Logs `error` as one ERROR line, reports it to the Runtime API's

@@ -107,6 +107,32 @@ impl Template {
         Ok(self.resolve(properties).unwrap_or(Value::Null))
     }
 
+    /// Whether resource `logical_id` is deployed: it exists, and its
+    /// `Condition`, if it has one, holds.
+    pub fn deploys(&self, logical_id: &str) -> bool {
+        let resource = &self.root["Resources"][logical_id];
+        match resource.get("Condition").and_then(Value::as_str) {
+            _ if resource.is_null() => false,
+            Some(condition) => self.condition(condition),
+            None => true,
+        }
+    }
+
+    /// The logical ids of the resources of type `resource_type`, deployed
+    /// or not.
+    pub fn resources_of_type(&self, resource_type: &str) -> Vec<String> {
+        self.root["Resources"]
+            .as_object()
+            .map(|resources| {
+                resources
+                    .iter()
+                    .filter(|(_, r)| r["Type"] == resource_type)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The resource `logical_id`'s `Type`.
     pub fn resource_type(&self, logical_id: &str) -> Option<&str> {
         self.root["Resources"][logical_id]["Type"].as_str()
@@ -216,7 +242,7 @@ impl Template {
                     "!Sub" if arg.is_string() => Some(Value::String(
                         self.substitute(arg.as_str().unwrap_or_default()),
                     )),
-                    "!Not" | "!Equals" | "!And" | "!Or" | "Condition" => {
+                    "!Not" | "!Equals" | "!And" | "!Or" | "Condition" | "!Condition" => {
                         Some(Value::Bool(self.truth(value)))
                     }
                     _ => Some(self.resolve_all(value)),
@@ -291,7 +317,7 @@ impl Template {
                 let side = |i: usize| args.get(i).and_then(|a| self.resolve(a));
                 side(0).map(|v| scalar(&v)) == side(1).map(|v| scalar(&v))
             }
-            "Condition" => self.condition(arg.as_str().unwrap_or_default()),
+            "Condition" | "!Condition" => self.condition(arg.as_str().unwrap_or_default()),
             _ => false,
         }
     }

@@ -38,7 +38,9 @@ use base64::Engine as _;
 use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::redact::json_error;
+use lambda_stream_kit::result::ResultKind;
 use lambda_stream_kit::runtime_api::FunctionError;
+use lambda_stream_kit::telemetry::metrics::{self, names};
 use lambda_stream_kit::tls::TlsError;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -208,6 +210,14 @@ pub async fn handle(
             .iter()
             .filter(|r| r.result.as_deref() == Some("ProcessingFailed"))
             .count();
+        count_results(
+            total,
+            response
+                .records
+                .iter()
+                .map(|r| r.result.as_deref().unwrap_or("Ok")),
+            0,
+        );
         tracing::info!(records = total, failed, "firehose batch transformed");
         Ok(Response::Firehose(response))
     } else {
@@ -250,6 +260,11 @@ async fn doublecloud_batch(
         .iter()
         .filter(|r| matches!(r.cdc, Some(ChangeItem::DeadLetter(_))))
         .count();
+    count_results(
+        total,
+        response.records.iter().map(|r| r.result.as_str()),
+        dead_letters,
+    );
     tracing::info!(
         records = total,
         failed,
@@ -257,6 +272,35 @@ async fn doublecloud_batch(
         "doublecloud batch transformed"
     );
     Ok(response)
+}
+
+/// Adds a transformed batch to the invocation's metrics: the records in,
+/// the results by kind (as spelled on the wire) and the dead-letter items.
+fn count_results<'a>(received: usize, results: impl Iterator<Item = &'a str>, dead_letters: usize) {
+    let mut by_kind = [0_usize; 4];
+    let kinds = [
+        ResultKind::Ok,
+        ResultKind::Dropped,
+        ResultKind::ProcessingFailed,
+        ResultKind::Split,
+    ];
+    for result in results {
+        if let Some(i) = kinds.iter().position(|k| k.as_str() == result) {
+            by_kind[i] += 1;
+        }
+    }
+    let result_names = [
+        names::RESULTS_OK,
+        names::RESULTS_DROPPED,
+        names::RESULTS_PROCESSING_FAILED,
+        names::RESULTS_SPLIT,
+    ];
+    metrics::count(names::RECORDS_RECEIVED, received);
+    metrics::count(names::BATCH_SIZE, received);
+    for (name, n) in result_names.into_iter().zip(by_kind) {
+        metrics::count(name, n);
+    }
+    metrics::count(names::RECORDS_DEAD_LETTERED, dead_letters);
 }
 
 /// A Function-URL call: never a Lambda error, always an HTTP answer, so the

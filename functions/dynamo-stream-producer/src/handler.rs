@@ -22,6 +22,7 @@ use lambda_stream_kit::deadline::stop_by;
 use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::pipeline::{answer, process_partial_response, Sink, Topics};
 use lambda_stream_kit::runtime_api::FunctionError;
+use lambda_stream_kit::telemetry::trace::traceparent;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -72,9 +73,11 @@ pub async fn function_handler<S: Sink>(
         config: &app.config,
         sink: &app.sink,
     };
+    let trace = event.context.xray_trace_id.as_deref().and_then(traceparent);
     let topics = Topics {
         publish: &app.config.topic,
         dead_letters: app.config.dead_letter_topic.as_deref(),
+        traceparent: trace.as_deref(),
     };
     process_partial_response(
         &app.sink,
@@ -150,6 +153,29 @@ mod tests {
             names,
             expected.iter().map(Vec::as_slice).collect::<Vec<_>>()
         );
+    }
+
+    #[tokio::test]
+    async fn published_records_and_dead_letters_carry_the_invocations_traceparent() {
+        let app = in_memory(&[("DEAD_LETTER_TOPIC", "dead")]);
+        let mut context = Context::default();
+        context.xray_trace_id = Some(
+            "Root=1-6745f2a0-0c1d2e3f4a5b6c7d8e9f0a1b;Parent=1a2b3c4d5e6f7a8b;Sampled=1".into(),
+        );
+        let mut batch = fixture("dynamodb-insert.json");
+        if let Some(records) = batch.records.as_mut() {
+            records.push(record_with_secret());
+        }
+        function_handler(&app, LambdaEvent::new(batch, context))
+            .await
+            .unwrap();
+        let expected = b"00-6745f2a00c1d2e3f4a5b6c7d8e9f0a1b-1a2b3c4d5e6f7a8b-01";
+        let published = app.sink.records("test-topic");
+        let letters = app.sink.records("dead");
+        assert!(!published.is_empty() && letters.len() == 1);
+        for record in published.iter().chain(&letters) {
+            assert_eq!(record.headers["traceparent"], expected);
+        }
     }
 
     fn fixture_names(name: &str) -> Vec<Vec<u8>> {

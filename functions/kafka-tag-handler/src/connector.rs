@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 
 use chrono::DateTime;
 use lambda_stream_kit::kafka::{Delivery, OutgoingRecord, ProduceError};
-use lambda_stream_kit::pipeline::Sink;
+use lambda_stream_kit::pipeline::{stamp_if_it_fits, Sink};
 use lambda_stream_kit::telemetry::error_chain;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -122,7 +122,8 @@ pub struct PendingDeadLetter {
 }
 
 /// Tags every item, publishes the dead letters and answers; see the module
-/// doc. Publishing is bounded by `deadline`.
+/// doc. Publishing is bounded by `deadline`; each dead letter carries the
+/// invocation's `traceparent`, when there is one.
 pub async fn handle(
     items: Vec<Value>,
     config: &Config,
@@ -130,6 +131,7 @@ pub async fn handle(
     sink: &(impl Sink + ?Sized),
     tagged_at: &str,
     deadline: Instant,
+    traceparent: Option<&str>,
 ) -> Result<Vec<Value>, ConnectorError> {
     let Plan {
         mut entries,
@@ -146,9 +148,10 @@ pub async fn handle(
             let PendingDeadLetter {
                 index,
                 bad,
-                record,
+                mut record,
                 position,
             } = letter;
+            stamp_if_it_fits(sink, &mut record, traceparent);
             ((index, bad, position), record)
         })
         .unzip();

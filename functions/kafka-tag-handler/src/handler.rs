@@ -45,6 +45,7 @@ use lambda_stream_kit::kafka::KafkaProducer;
 use lambda_stream_kit::pipeline::{answer, process_partial_response, Sink, Topics};
 use lambda_stream_kit::runtime_api::FunctionError;
 use lambda_stream_kit::telemetry::error_chain;
+use lambda_stream_kit::telemetry::trace::traceparent;
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -128,6 +129,8 @@ pub async fn function_handler<S: Sink>(
     let (payload, context) = event.into_parts();
     let tagged_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let deadline = stop_by(&context, PUBLISH_MARGIN);
+    let trace = context.xray_trace_id.as_deref().and_then(traceparent);
+    let trace = trace.as_deref();
     match payload {
         Payload::Connector(items) => Ok(Answer::Connector(
             connector::handle(
@@ -137,11 +140,12 @@ pub async fn function_handler<S: Sink>(
                 &app.sink,
                 &tagged_at,
                 deadline,
+                trace,
             )
             .await
             .map_err(HandlerError::from)?,
         )),
-        Payload::Batch(batch) => handle_batch(&batch, app, &tagged_at, deadline)
+        Payload::Batch(batch) => handle_batch(&batch, app, &tagged_at, deadline, trace)
             .await
             .map(Answer::Batch),
         Payload::Other(kind) => Err(HandlerError::WrongShape(format!(
@@ -156,6 +160,7 @@ async fn handle_batch<S: Sink>(
     app: &App<S>,
     tagged_at: &str,
     deadline: Instant,
+    trace: Option<&str>,
 ) -> Result<KafkaEventResponse, FunctionError> {
     let partitions = source::partitions(batch).map_err(HandlerError::WrongShape)?;
     if partitions.iter().all(Vec::is_empty) {
@@ -176,6 +181,7 @@ async fn handle_batch<S: Sink>(
     let topics = Topics {
         publish: response_topic,
         dead_letters: app.config.error_topic.as_deref(),
+        traceparent: trace,
     };
     let answer = answer::KafkaMapping {
         partial_batch_responses: app.config.partial_batch_responses,

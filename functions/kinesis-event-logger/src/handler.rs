@@ -68,6 +68,7 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use base64::Engine as _;
 use lambda_runtime::LambdaEvent;
 use lambda_stream_kit::runtime_api::FunctionError;
+use lambda_stream_kit::telemetry::metrics::{self, names};
 use serde_json::value::RawValue;
 use tracing::Level;
 
@@ -125,6 +126,25 @@ pub struct BatchOutcome<'a> {
     /// The sequence number to report as the batch item failure (borrowed
     /// from the batch unless its JSON escapes it).
     pub first_failed: Option<Cow<'a, str>>,
+    /// Records Kinesis delivers again: the reported one and all after it.
+    pub reported: usize,
+}
+
+impl BatchOutcome<'_> {
+    /// Adds the outcome to the invocation's metrics.
+    fn record_metrics(&self) {
+        for (name, n) in [
+            (names::RECORDS_RECEIVED, self.records),
+            (names::BATCH_SIZE, self.records),
+            (names::RECORDS_LOGGED, self.lines),
+            (names::RECORDS_SKIPPED, self.not_logged),
+            (names::RECORDS_FAILED, self.failed),
+            (names::RECORDS_HELD_BACK, self.deferred),
+            (names::RECORDS_REPORTED, self.reported),
+        ] {
+            metrics::count(name, n);
+        }
+    }
 }
 
 /// What every invocation needs, built once per execution environment.
@@ -141,7 +161,17 @@ pub async fn function_handler(
     event: LambdaEvent<KinesisBatch>,
 ) -> Result<KinesisEventResponse, FunctionError> {
     let stop_by = lambda_stream_kit::deadline::stop_by(&event.context, ANSWER_MARGIN);
-    let outcome = log_batch_until(&event.payload, &app.config, Some(stop_by.into_std()))?;
+    let outcome = match log_batch_until(&event.payload, &app.config, Some(stop_by.into_std())) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let records = event.payload.records.as_deref().map_or(0, <[_]>::len);
+            metrics::count(names::RECORDS_RECEIVED, records);
+            // A failed invocation hands the whole batch back.
+            metrics::count(names::RECORDS_REPORTED, records);
+            return Err(error.into());
+        }
+    };
+    outcome.record_metrics();
     Ok(lambda_stream_kit::batch::kinesis_response(
         outcome.first_failed.as_deref(),
     ))
@@ -208,6 +238,7 @@ pub fn log_batch_until<'a>(
                 // Redelivery starts at the first failure, which covers every
                 // later one, so only the first decides the answer.
                 if outcome.failed == 1 {
+                    outcome.reported = records.len() - index;
                     match failure.sequence_number {
                         Some(sequence_number) => outcome.first_failed = Some(sequence_number),
                         None => unidentifiable = Some((index, failure.reason)),
@@ -262,6 +293,7 @@ fn defer_rest<'a>(
         "the invocation deadline is near; the rest of the batch is reported for redelivery"
     );
     if outcome.first_failed.is_none() && unidentifiable.is_none() {
+        outcome.reported = rest.len();
         match sequence_number {
             Some(seq) => outcome.first_failed = Some(seq),
             None => *unidentifiable = Some((index, RecordError::MissingField("sequenceNumber"))),

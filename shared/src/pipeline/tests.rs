@@ -89,6 +89,7 @@ fn groups(texts: &[&[&'static str]]) -> Vec<Vec<Line>> {
 const TOPICS: Topics<'static> = Topics {
     publish: "out",
     dead_letters: Some("dlq"),
+    traceparent: None,
 };
 
 fn soon() -> Instant {
@@ -309,6 +310,7 @@ async fn without_a_dead_letter_topic_a_dead_letter_is_a_failure() {
     let topics = Topics {
         publish: "out",
         dead_letters: None,
+        traceparent: None,
     };
     let batch = groups(&[&["a", "poison", "b"]]);
     let report = process(&sink, &handler, topics, &batch, soon()).await;
@@ -348,4 +350,219 @@ async fn a_failure_keeps_its_whole_cause_chain_in_the_reason() {
         report.entries[0].disposition.reason(),
         Some("produce to partition 0 failed: the request failed: peer reset")
     );
+}
+
+#[tokio::test]
+async fn the_invocation_metrics_count_where_every_record_went() {
+    let sink = MemorySink::new();
+    sink.fail_topic("dlq", ProduceError::Timeout { step: "produce" });
+    let handler = Lines {
+        policy: Policy::DeadLetter,
+    };
+    let batch = groups(&[&["a", "b"], &["poison", "c"], &["skip"]]);
+    let answer = KafkaMapping {
+        partial_batch_responses: true,
+    };
+    let (answered, metrics) = crate::telemetry::metrics::collect(process_partial_response(
+        &sink,
+        &handler,
+        TOPICS,
+        &batch,
+        soon(),
+        &answer,
+    ))
+    .await;
+    let answered = answered.unwrap();
+    let total = |name| metrics.total(name).unwrap_or(-1.0);
+    use crate::telemetry::metrics::names::*;
+    assert_eq!(total(RECORDS_RECEIVED), 5.0);
+    assert_eq!(total(BATCH_SIZE), 5.0);
+    assert_eq!(total(RECORDS_PUBLISHED), 3.0);
+    // The poison line's dead letter failed, so the line failed; it is the
+    // one record the answer names.
+    assert_eq!(total(RECORDS_DEAD_LETTERED), 0.0);
+    assert_eq!(total(RECORDS_FAILED), 1.0);
+    assert_eq!(total(RECORDS_HELD_BACK), 0.0);
+    assert_eq!(total(RECORDS_SKIPPED), 1.0);
+    assert_eq!(total(RECORDS_REPORTED), 1.0);
+    assert_eq!(answered.batch_item_failures.len(), 1);
+    let published: usize = sink.records("out").iter().map(OutgoingRecord::size).sum();
+    assert_eq!(total(BYTES_PUBLISHED), published as f64);
+    // One produce call per topic that had records.
+    assert_eq!(metrics.values(PRODUCE_LATENCY).len(), 2);
+}
+
+#[tokio::test]
+async fn a_failed_invocation_reports_the_whole_batch() {
+    let sink = MemorySink::new();
+    let handler = Lines {
+        policy: Policy::Fail,
+    };
+    let batch = groups(&[&["a", "poison", "b"]]);
+    let answer = KafkaMapping {
+        partial_batch_responses: false,
+    };
+    let (answered, metrics) = crate::telemetry::metrics::collect(process_partial_response(
+        &sink,
+        &handler,
+        TOPICS,
+        &batch,
+        soon(),
+        &answer,
+    ))
+    .await;
+    assert!(answered.is_err());
+    let reported = crate::telemetry::metrics::names::RECORDS_REPORTED;
+    assert_eq!(metrics.total(reported), Some(3.0));
+}
+
+/// The README's Logs Insights query ("Operating it"), with `REQUEST_ID`
+/// standing for the request.
+fn readme_query() -> String {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("<!-- logs-insights: errors by reason -->")
+        .expect("the README marks its query");
+    let block = &readme[start..];
+    let open = block.find("```\n").expect("the query is a code block") + 4;
+    let close = block[open..].find("```").expect("the code block ends") + open;
+    block[open..close].to_owned()
+}
+
+/// Runs the README's query on captured lines, as Logs Insights would for
+/// its three commands: `fields` (ignored: it only picks columns), `filter`
+/// with `=` and `in [...]` joined by `and`, and `stats count(*) by`.
+fn run_query(
+    query: &str,
+    request_id: &str,
+    lines: &[serde_json::Value],
+) -> Vec<(Vec<String>, usize)> {
+    let mut filters: Vec<(String, Vec<String>)> = Vec::new();
+    let mut by: Vec<String> = Vec::new();
+    for command in query.split('|').map(str::trim) {
+        if let Some(conditions) = command.strip_prefix("filter ") {
+            for condition in conditions.split(" and ") {
+                let condition = condition.replace("REQUEST_ID", request_id);
+                let (field, values) = match condition.split_once(" in ") {
+                    Some((field, list)) => (field, list.trim_matches(['[', ']', ' ']).to_owned()),
+                    None => condition
+                        .split_once(" = ")
+                        .map(|(f, v)| (f, v.to_owned()))
+                        .unwrap(),
+                };
+                let values = values
+                    .split(',')
+                    .map(|v| v.trim().trim_matches('"').to_owned())
+                    .collect();
+                filters.push((field.trim().to_owned(), values));
+            }
+        } else if let Some(stats) = command.strip_prefix("stats ") {
+            let (_, fields) = stats.split_once(" by ").expect("stats ... by");
+            by = fields.split(',').map(|f| f.trim().to_owned()).collect();
+        }
+    }
+    assert!(
+        !filters.is_empty() && !by.is_empty(),
+        "the query filters and groups: {query}"
+    );
+    let mut groups: Vec<(Vec<String>, usize)> = Vec::new();
+    for line in lines {
+        let text = |field: &str| {
+            line.get(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_owned()
+        };
+        if !filters
+            .iter()
+            .all(|(field, values)| values.contains(&text(field)))
+        {
+            continue;
+        }
+        let key: Vec<String> = by.iter().map(|f| text(f)).collect();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((key, 1)),
+        }
+    }
+    groups
+}
+
+#[tokio::test]
+async fn the_readme_query_finds_one_requests_errors_by_reason() {
+    let telemetry = crate::telemetry::Telemetry::from_env(&crate::config::Env::from_pairs(&[(
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "tagger",
+    )]))
+    .unwrap();
+    let sink = MemorySink::new();
+    let handler = Lines {
+        policy: Policy::DeadLetter,
+    };
+    let mut context = lambda_runtime::Context::default();
+    let mut other = lambda_runtime::Context::default();
+    context.request_id = "req-with-poison".into();
+    other.request_id = "req-other".into();
+    let ((), logs) = crate::telemetry::capture(async {
+        for (context, texts) in [(&context, ["a", "poison"]), (&other, ["poison", "b"])] {
+            let batch = groups(&[&texts]);
+            telemetry
+                .observe(context, process(&sink, &handler, TOPICS, &batch, soon()))
+                .await;
+        }
+    })
+    .await;
+    let lines = logs.lines();
+    let groups = run_query(&readme_query(), "req-with-poison", &lines);
+    assert_eq!(
+        groups,
+        [
+            (
+                vec!["record set aside".to_owned(), "a poison line".to_owned()],
+                1
+            ),
+            (
+                vec![
+                    "record dead-lettered".to_owned(),
+                    "a poison line".to_owned()
+                ],
+                1
+            ),
+        ],
+        "{lines:#?}"
+    );
+    // Every line of an invocation carries its fields.
+    for line in &lines {
+        assert_eq!(line["function_name"], "tagger", "{line}");
+        assert_eq!(line["service"], "tagger", "{line}");
+        assert!(line["cold_start"].is_boolean(), "{line}");
+        assert!(line["function_request_id"].is_string(), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn every_record_sent_carries_the_invocations_trace_unless_it_has_one() {
+    let ours = crate::telemetry::trace::traceparent(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    )
+    .unwrap();
+    let sink = MemorySink::new();
+    let handler = Lines {
+        policy: Policy::DeadLetter,
+    };
+    let topics = Topics {
+        traceparent: Some(&ours),
+        ..TOPICS
+    };
+    let batch = groups(&[&["a", "poison"]]);
+    process(&sink, &handler, topics, &batch, soon()).await;
+    let header = |record: &OutgoingRecord| record.headers.get("traceparent").cloned();
+    let expected = Some(b"00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01".to_vec());
+    assert_eq!(header(&sink.records("out")[0]), expected);
+    assert_eq!(header(&sink.records("dlq")[0]), expected);
+
+    // Without a trace, nothing is added.
+    let sink = MemorySink::new();
+    process(&sink, &handler, TOPICS, &batch, soon()).await;
+    assert_eq!(header(&sink.records("out")[0]), None);
 }

@@ -9,21 +9,39 @@
 //! invocation in a span that carries `requestId`, so every line logged while
 //! handling an event names its request.
 //!
+//! [`Telemetry`] gives every line logged while handling an invocation the
+//! fields Powertools users search on (`service`, `cold_start`,
+//! `function_name`, `function_request_id`, `xray_trace_id`), decides
+//! whether the invocation's DEBUG lines are sampled, and writes the
+//! invocation's [`metrics`]. [`trace`] carries the X-Ray trace into Kafka
+//! headers as W3C `traceparent`.
+//!
 //! With the `log-capture` feature, `capture` runs a future with the same
 //! formatter and records every line, so tests can assert on log output;
 //! reading the lines checks that each has the shape Lambda needs.
 
+mod invocation;
 mod json_lines;
+pub mod metrics;
+pub mod trace;
 
+pub use invocation::{Telemetry, SAMPLE_RATE_VARIABLE};
 pub use json_lines::{JsonLines, RAW_JSON_PREFIX};
 
 use lambda_runtime::tracing::subscriber::{
     self,
-    filter::{EnvFilter, LevelFilter},
+    filter::{DynFilterFn, EnvFilter, LevelFilter},
     fmt::format::JsonFields,
+    layer::SubscriberExt,
+    util::SubscriberInitExt,
+    Layer,
 };
 
 /// Installs the process-wide subscriber. Call once, first thing in `main`.
+///
+/// With a DEBUG sample rate ([`SAMPLE_RATE_VARIABLE`]) above 0, DEBUG lines
+/// are let through for the invocations [`Telemetry`] samples; otherwise the
+/// filter is the plain level filter, and DEBUG call sites cost nothing.
 pub fn init() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     if !json {
@@ -35,16 +53,26 @@ pub fn init() {
         .ok()
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .from_env_lossy(),
-        )
+    // An unreadable rate stops start-up in `Telemetry::from_env`.
+    let sampling = invocation::sample_rate(&crate::config::Env::process()).is_ok_and(|r| r > 0.0)
+        && level < LevelFilter::DEBUG;
+    let floor = if sampling { LevelFilter::DEBUG } else { level };
+    let lines = subscriber::fmt::layer()
         .fmt_fields(JsonFields::new())
         .event_format(JsonLines::default())
-        .with_writer(std::io::stdout)
-        .init();
+        .with_writer(std::io::stdout);
+    let registry = subscriber::registry().with(
+        EnvFilter::builder()
+            .with_default_directive(floor.into())
+            .from_env_lossy(),
+    );
+    if sampling {
+        let sampled =
+            DynFilterFn::new(move |meta, _| *meta.level() <= level || invocation::debug_sampled());
+        registry.with(lines.with_filter(sampled)).init();
+    } else {
+        registry.with(lines).init();
+    }
 }
 
 /// An error with its sources, joined by `: `: what a log line or a report

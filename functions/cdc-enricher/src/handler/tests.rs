@@ -1030,3 +1030,33 @@ proptest! {
         prop_assert_eq!(ids, expected);
     }
 }
+
+#[tokio::test]
+async fn the_metrics_count_results_by_kind_and_the_dead_letters() {
+    use lambda_stream_kit::telemetry::metrics::{self, names};
+    let (response, counted) = metrics::collect(call(
+        &sample_enricher(),
+        fixture("events/cdc-bad-records.json"),
+    ))
+    .await;
+    assert_eq!(results(&response.unwrap()), ["Split", "Split", "Ok", "Ok"]);
+    for (name, n) in [
+        (names::RECORDS_RECEIVED, 4.0),
+        (names::RESULTS_SPLIT, 2.0),
+        (names::RESULTS_OK, 2.0),
+        (names::RESULTS_DROPPED, 0.0),
+        (names::RESULTS_PROCESSING_FAILED, 0.0),
+        // The two bad records answer Ok with a dead-letter item.
+        (names::RECORDS_DEAD_LETTERED, 2.0),
+    ] {
+        assert_eq!(counted.total(name), Some(n), "{name}");
+    }
+
+    let (_, counted) = metrics::collect(call(
+        &sample_enricher(),
+        fixture("events/cdc-firehose.json"),
+    ))
+    .await;
+    assert_eq!(counted.total(names::RESULTS_OK), Some(2.0));
+    assert_eq!(counted.total(names::RESULTS_DROPPED), Some(1.0));
+}

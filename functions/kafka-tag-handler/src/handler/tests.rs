@@ -748,3 +748,33 @@ async fn in_memory_an_outage_of_the_response_topic_lists_every_record_and_publis
     );
     assert_eq!(app.sink.records("bad-visits").len(), 3);
 }
+
+#[tokio::test]
+async fn a_source_traceparent_is_carried_and_records_without_one_get_the_invocations() {
+    let upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut event = fixture("kafka-mixed-batch.json");
+    event["records"]["page-visits-0"][0]["headers"] =
+        json!([{ "traceparent": upstream.as_bytes() }]);
+    let app = app_with(OnError::Dlq, MemorySink::new());
+    let mut context = short_context();
+    context.xray_trace_id =
+        Some("Root=1-6745f2a0-0c1d2e3f4a5b6c7d8e9f0a1b;Parent=1a2b3c4d5e6f7a8b;Sampled=0".into());
+    let ours = b"00-6745f2a00c1d2e3f4a5b6c7d8e9f0a1b-1a2b3c4d5e6f7a8b-00";
+    function_handler(&app, LambdaEvent::new(Payload::from_value(&event), context))
+        .await
+        .unwrap();
+    let trace_of = |topic: &str, offset: &[u8]| {
+        app.sink
+            .records(topic)
+            .into_iter()
+            .find(|r| r.headers.get(SOURCE_OFFSET_HEADER).map(Vec::as_slice) == Some(offset))
+            .and_then(|r| r.headers.get("traceparent").cloned())
+    };
+    assert_eq!(
+        trace_of("tagged-visits", b"20"),
+        Some(upstream.as_bytes().to_vec())
+    );
+    assert_eq!(trace_of("tagged-visits", b"22"), Some(ours.to_vec()));
+    // Offset 21 is not JSON: its dead letter carries the invocation's trace.
+    assert_eq!(trace_of("bad-visits", b"21"), Some(ours.to_vec()));
+}

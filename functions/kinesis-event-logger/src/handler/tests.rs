@@ -326,7 +326,8 @@ async fn any_batch_size_works() {
             failed: 0,
             not_logged: 0,
             deferred: 0,
-            first_failed: None
+            first_failed: None,
+            reported: 0
         }
     );
     let (response, lines) = invoke_ok(event).await;
@@ -936,4 +937,46 @@ async fn a_batch_that_meets_the_deadline_is_redelivered_and_logged_in_the_end() 
         .filter(|l| l["message"] == "kinesis record")
         .count();
     assert_eq!(logged, 5, "each record logged once, on the redelivery");
+}
+
+#[tokio::test]
+async fn the_metrics_count_what_was_logged_and_what_comes_again() {
+    use lambda_stream_kit::telemetry::metrics::{self, names};
+    let mut event = kinesis_event(&[
+        (SEQ[0], &b"first"[..]),
+        (SEQ[1], &b"second"[..]),
+        (SEQ[2], &b"third"[..]),
+        (SEQ[3], &b"fourth"[..]),
+    ]);
+    // The second record's data is not base64: it and the two after it come again.
+    event["Records"][1]["kinesis"]["data"] = json!("%%% not base64");
+    let app = App {
+        config: Config::default(),
+    };
+    let ((answer, _), metrics) = metrics::collect(capture(function_handler(
+        &app,
+        LambdaEvent::new(batch_of(&event), Context::default()),
+    )))
+    .await;
+    let answer = serde_json::to_value(answer.unwrap()).unwrap();
+    assert_eq!(answer["batchItemFailures"][0]["itemIdentifier"], SEQ[1]);
+    let total = |name| metrics.total(name);
+    assert_eq!(total(names::RECORDS_RECEIVED), Some(4.0));
+    assert_eq!(total(names::RECORDS_LOGGED), Some(3.0));
+    assert_eq!(total(names::RECORDS_FAILED), Some(1.0));
+    assert_eq!(total(names::RECORDS_REPORTED), Some(3.0));
+
+    let (failed, metrics) = metrics::collect(capture(function_handler(
+        &app,
+        LambdaEvent::new(
+            batch_of(&fixture("bad/kinesis-unidentifiable-record.json")),
+            Context::default(),
+        ),
+    )))
+    .await;
+    assert!(failed.0.is_err());
+    assert_eq!(
+        metrics.total(names::RECORDS_REPORTED),
+        metrics.total(names::RECORDS_RECEIVED)
+    );
 }
