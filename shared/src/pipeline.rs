@@ -353,7 +353,7 @@ pub struct Counts {
 impl Counts {
     /// Adds the counts to the invocation's metrics.
     fn record(&self) {
-        for (name, n) in [
+        metrics::count_each(&[
             (names::RECORDS_RECEIVED, self.records),
             (names::BATCH_SIZE, self.records),
             (names::RECORDS_PUBLISHED, self.published),
@@ -361,9 +361,7 @@ impl Counts {
             (names::RECORDS_SKIPPED, self.skipped),
             (names::RECORDS_FAILED, self.failed),
             (names::RECORDS_HELD_BACK, self.held_back),
-        ] {
-            metrics::count(name, n);
-        }
+        ]);
     }
 }
 

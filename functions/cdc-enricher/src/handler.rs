@@ -289,18 +289,16 @@ fn count_results<'a>(received: usize, results: impl Iterator<Item = &'a str>, de
             by_kind[i] += 1;
         }
     }
-    let result_names = [
-        names::RESULTS_OK,
-        names::RESULTS_DROPPED,
-        names::RESULTS_PROCESSING_FAILED,
-        names::RESULTS_SPLIT,
-    ];
-    metrics::count(names::RECORDS_RECEIVED, received);
-    metrics::count(names::BATCH_SIZE, received);
-    for (name, n) in result_names.into_iter().zip(by_kind) {
-        metrics::count(name, n);
-    }
-    metrics::count(names::RECORDS_DEAD_LETTERED, dead_letters);
+    let [ok, dropped, processing_failed, split] = by_kind;
+    metrics::count_each(&[
+        (names::RECORDS_RECEIVED, received),
+        (names::BATCH_SIZE, received),
+        (names::RESULTS_OK, ok),
+        (names::RESULTS_DROPPED, dropped),
+        (names::RESULTS_PROCESSING_FAILED, processing_failed),
+        (names::RESULTS_SPLIT, split),
+        (names::RECORDS_DEAD_LETTERED, dead_letters),
+    ]);
 }
 
 /// A Function-URL call: never a Lambda error, always an HTTP answer, so the

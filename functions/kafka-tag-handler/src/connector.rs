@@ -47,6 +47,7 @@ use chrono::DateTime;
 use lambda_stream_kit::kafka::{Delivery, OutgoingRecord, ProduceError};
 use lambda_stream_kit::pipeline::{stamp_if_it_fits, Sink};
 use lambda_stream_kit::telemetry::error_chain;
+use lambda_stream_kit::telemetry::metrics::{self, names};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -133,73 +134,105 @@ pub async fn handle(
     deadline: Instant,
     traceparent: Option<&str>,
 ) -> Result<Vec<Value>, ConnectorError> {
-    let Plan {
-        mut entries,
-        dead_letters,
-    } = plan(items, config, tagger, tagged_at, sink)?;
-    if dead_letters.is_empty() {
-        return Ok(entries);
-    }
-    // `plan` only sets dead letters aside when there is a topic for them.
-    let topic = config.error_topic.as_deref().unwrap_or_default();
-    let (letters, records): (Vec<_>, Vec<_>) = dead_letters
-        .into_iter()
-        .map(|letter| {
-            let PendingDeadLetter {
-                index,
-                bad,
-                mut record,
-                position,
-            } = letter;
-            stamp_if_it_fits(sink, &mut record, traceparent);
-            ((index, bad, position), record)
-        })
-        .unzip();
-    let outcomes = sink.produce(topic, records, deadline).await;
-    let mut first_failure = None;
-    for ((index, bad, position), outcome) in letters.into_iter().zip(outcomes) {
-        match outcome {
-            Ok(delivery) => {
-                tracing::info!(
+    let received = items.len();
+    let answered = async {
+        let Plan {
+            mut entries,
+            dead_letters,
+        } = plan(items, config, tagger, tagged_at, sink)?;
+        if dead_letters.is_empty() {
+            return Ok(entries);
+        }
+        // `plan` only sets dead letters aside when there is a topic for them.
+        let topic = config.error_topic.as_deref().unwrap_or_default();
+        let (letters, records): (Vec<_>, Vec<_>) = dead_letters
+            .into_iter()
+            .map(|letter| {
+                let PendingDeadLetter {
                     index,
-                    topic = position.topic.as_deref(),
-                    partition = position.partition,
-                    offset = position.offset,
-                    kind = bad.kind.as_str(),
-                    error_topic = topic,
-                    error_partition = delivery.partition,
-                    error_offset = delivery.offset,
-                    "connector record dead-lettered"
-                );
-                if let Some(entry) = entries.get_mut(index) {
-                    *entry = dead_lettered_entry(index, &position, &bad, topic, delivery);
+                    bad,
+                    mut record,
+                    position,
+                } = letter;
+                stamp_if_it_fits(sink, &mut record, traceparent);
+                ((index, bad, position), record)
+            })
+            .unzip();
+        let outcomes = sink.produce(topic, records, deadline).await;
+        let mut first_failure = None;
+        for ((index, bad, position), outcome) in letters.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(delivery) => {
+                    tracing::info!(
+                        index,
+                        topic = position.topic.as_deref(),
+                        partition = position.partition,
+                        offset = position.offset,
+                        kind = bad.kind.as_str(),
+                        error_topic = topic,
+                        error_partition = delivery.partition,
+                        error_offset = delivery.offset,
+                        "connector record dead-lettered"
+                    );
+                    if let Some(entry) = entries.get_mut(index) {
+                        *entry = dead_lettered_entry(index, &position, &bad, topic, delivery);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        index,
+                        topic = position.topic.as_deref(),
+                        partition = position.partition,
+                        offset = position.offset,
+                        kind = bad.kind.as_str(),
+                        error_topic = topic,
+                        error = %error_chain(&error),
+                        "dead-lettering a connector record failed; failing the call"
+                    );
+                    first_failure.get_or_insert(ConnectorError::DeadLetter {
+                        index,
+                        position: position.to_string(),
+                        kind: bad.kind,
+                        topic: topic.to_owned(),
+                        source: error,
+                    });
                 }
             }
-            Err(error) => {
-                tracing::warn!(
-                    index,
-                    topic = position.topic.as_deref(),
-                    partition = position.partition,
-                    offset = position.offset,
-                    kind = bad.kind.as_str(),
-                    error_topic = topic,
-                    error = %error_chain(&error),
-                    "dead-lettering a connector record failed; failing the call"
-                );
-                first_failure.get_or_insert(ConnectorError::DeadLetter {
-                    index,
-                    position: position.to_string(),
-                    kind: bad.kind,
-                    topic: topic.to_owned(),
-                    source: error,
-                });
-            }
+        }
+        match first_failure {
+            Some(error) => Err(error),
+            None => Ok(entries),
         }
     }
-    match first_failure {
-        Some(error) => Err(error),
-        None => Ok(entries),
+    .await;
+    count(received, &answered);
+    answered
+}
+
+/// Adds a connector call to the invocation's metrics: tagged events count
+/// as published (the connector writes them to its result topic), error
+/// entries as skipped, and a failed call hands every record back.
+fn count(received: usize, answered: &Result<Vec<Value>, ConnectorError>) {
+    let (mut published, mut dead_lettered, mut skipped) = (0, 0, 0);
+    for entry in answered.as_deref().unwrap_or_default() {
+        if entry.get("error").is_some() {
+            skipped += 1;
+        } else if entry.get("status").is_some_and(|s| s == "dead-lettered") {
+            dead_lettered += 1;
+        } else {
+            published += 1;
+        }
     }
+    let reported = if answered.is_err() { received } else { 0 };
+    metrics::count_each(&[
+        (names::RECORDS_RECEIVED, received),
+        (names::BATCH_SIZE, received),
+        (names::RECORDS_PUBLISHED, published),
+        (names::RECORDS_DEAD_LETTERED, dead_lettered),
+        (names::RECORDS_SKIPPED, skipped),
+        (names::RECORDS_FAILED, usize::from(answered.is_err())),
+        (names::RECORDS_REPORTED, reported),
+    ]);
 }
 
 /// Tags every item and, with `ON_ERROR=dlq`, builds the dead letters of the

@@ -133,7 +133,7 @@ pub struct BatchOutcome<'a> {
 impl BatchOutcome<'_> {
     /// Adds the outcome to the invocation's metrics.
     fn record_metrics(&self) {
-        for (name, n) in [
+        metrics::count_each(&[
             (names::RECORDS_RECEIVED, self.records),
             (names::BATCH_SIZE, self.records),
             (names::RECORDS_LOGGED, self.lines),
@@ -141,9 +141,7 @@ impl BatchOutcome<'_> {
             (names::RECORDS_FAILED, self.failed),
             (names::RECORDS_HELD_BACK, self.deferred),
             (names::RECORDS_REPORTED, self.reported),
-        ] {
-            metrics::count(name, n);
-        }
+        ]);
     }
 }
 

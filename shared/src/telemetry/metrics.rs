@@ -424,6 +424,13 @@ pub fn count(name: &'static str, n: usize) {
     record(name, Unit::Count, n as f64);
 }
 
+/// [`count`] for each `(name, n)`.
+pub fn count_each(counts: &[(&'static str, usize)]) {
+    for &(name, n) in counts {
+        count(name, n);
+    }
+}
+
 /// Adds `value` to metric `name` of the current invocation (see
 /// [`Metrics::add`]); nothing outside one.
 pub fn record(name: &'static str, unit: Unit, value: f64) {

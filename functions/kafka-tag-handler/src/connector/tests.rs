@@ -230,3 +230,23 @@ fn a_bad_item_too_large_to_dead_letter_becomes_a_stub_that_fits() {
         .unwrap();
     assert!(original > 1_500_000, "{original}");
 }
+
+#[tokio::test]
+async fn the_metrics_count_a_connector_call_and_a_failed_one_hands_everything_back() {
+    use lambda_stream_kit::telemetry::metrics::{self, names};
+    let items = fixture();
+    let n = items.len() as f64;
+    let ((answer, _), counted) =
+        metrics::collect(capture(invoke(items.clone(), &app(OnError::Log)))).await;
+    assert!(answer.is_ok());
+    assert_eq!(counted.total(names::RECORDS_RECEIVED), Some(n));
+    assert_eq!(counted.total(names::RECORDS_SKIPPED), Some(1.0));
+    assert_eq!(counted.total(names::RECORDS_PUBLISHED), Some(n - 1.0));
+    assert_eq!(counted.total(names::RECORDS_REPORTED), Some(0.0));
+
+    let ((answer, _), counted) =
+        metrics::collect(capture(invoke(items, &app(OnError::Fail)))).await;
+    assert!(answer.is_err());
+    assert_eq!(counted.total(names::RECORDS_REPORTED), Some(n));
+    assert_eq!(counted.total(names::RECORDS_FAILED), Some(1.0));
+}
