@@ -30,7 +30,7 @@ pub use json_lines::{JsonLines, RAW_JSON_PREFIX};
 
 use lambda_runtime::tracing::subscriber::{
     self,
-    filter::{DynFilterFn, EnvFilter, LevelFilter},
+    filter::{EnvFilter, LevelFilter},
     fmt::format::JsonFields,
     layer::SubscriberExt,
     util::SubscriberInitExt,
@@ -61,17 +61,42 @@ pub fn init() {
         .fmt_fields(JsonFields::new())
         .event_format(JsonLines::default())
         .with_writer(std::io::stdout);
-    let registry = subscriber::registry().with(
-        EnvFilter::builder()
-            .with_default_directive(floor.into())
-            .from_env_lossy(),
-    );
-    if sampling {
-        let sampled =
-            DynFilterFn::new(move |meta, _| *meta.level() <= level || invocation::debug_sampled());
-        registry.with(lines.with_filter(sampled)).init();
-    } else {
-        registry.with(lines).init();
+    subscriber::registry()
+        .with(
+            EnvFilter::builder()
+                .with_default_directive(floor.into())
+                .from_env_lossy(),
+        )
+        .with(sampling.then_some(DebugSampling { level }))
+        .with(lines)
+        .init();
+}
+
+/// Lets DEBUG (and TRACE) lines through, past `level`, only while the
+/// invocation being handled is sampled. A global filter: the call sites
+/// above `level` are asked at every event, the others never.
+struct DebugSampling {
+    level: LevelFilter,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for DebugSampling {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if *metadata.level() <= self.level {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        _: subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        *metadata.level() <= self.level || invocation::debug_sampled()
     }
 }
 
