@@ -2,7 +2,7 @@
 .PHONY: setup check test replay fresh-machine build sam-build demo bench fuzz deny deploy broker-up broker-down lint clean
 
 setup:        ## install every tool the project uses (.venv, rust components)
-	scripts/tools.sh rust broker lint build
+	scripts/tools.sh rust broker lint build aws
 
 check:        ## the edit loop: fmt, clippy, unit tests (no broker)
 	scripts/test.sh --check
@@ -22,7 +22,7 @@ build:        ## release arm64 builds of every function (cargo lambda)
 sam-build:    ## sam build
 	scripts/build.sh sam
 
-demo:         ## local end-to-end run of all four functions
+demo:         ## the live local pipeline: moto, the broker, the four functions, mapping-runner, one fault
 	scripts/demo.sh
 
 bench:        ## benchmarks, written to BENCHMARKS.md

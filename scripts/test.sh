@@ -31,6 +31,8 @@ TANSU_BIN=$PWD/.venv/bin/tansu \
 
 echo "== the README's local-development recipe (cargo lambda watch compiles the producer: about 1.5 min the first time)"
 scripts/recipe-test.sh
+echo "== the local pipeline end to end, with its checks (scripts/demo.sh --check)"
+scripts/demo.sh --check
 echo "== replaying a stored on-failure batch (scripts/replay.py)"
 scripts/replay-test.sh
 

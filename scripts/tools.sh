@@ -6,6 +6,7 @@
 #   scripts/tools.sh lint     cfn-lint, aws-sam-cli, checkov
 #   scripts/tools.sh build    cargo-lambda and zig (arm64 cross-builds)
 #   scripts/tools.sh rust     rustfmt, clippy and the aarch64 target
+#   scripts/tools.sh aws      moto (server mode: DynamoDB with Streams, Kinesis, S3, Secrets Manager) and boto3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,10 @@ SAM_CLI=aws-sam-cli==1.170.0
 CHECKOV=checkov==3.3.30
 CARGO_LAMBDA=cargo-lambda==1.9.2
 ZIG=ziglang==0.14.1
+# moto in server mode stands in for AWS in `make demo`; the extras pull in
+# what its DynamoDB (PartiQL parser, Streams), Kinesis, S3 and Secrets
+# Manager backends import.
+MOTO="moto[server,dynamodb,dynamodbstreams,kinesis,s3,secretsmanager]==5.2.5"
 
 venv() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -40,7 +45,7 @@ venv() {
 
 # Roughly how long each group's first install takes (PyPI, two cores), so a
 # long silent step says what it is doing.
-declare -A ABOUT=([broker]="about 15 s" [lint]="about 1 min" [build]="about 15 s")
+declare -A ABOUT=([broker]="about 15 s" [lint]="about 1 min" [build]="about 15 s" [aws]="about 45 s")
 
 install_group() {
   local group=$1; shift
@@ -72,6 +77,7 @@ for group in "$@"; do
       ln -sf "$(realpath "$CHECKOV_VENV/bin/checkov")" "$VENV/bin/checkov"
       ;;
     build) install_group build "$CARGO_LAMBDA" "$ZIG" ;;
+    aws) install_group aws "$MOTO" ;;
     rust)
       rustup component add rustfmt clippy >/dev/null 2>&1 || true
       rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true

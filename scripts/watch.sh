@@ -7,6 +7,7 @@
 #   scripts/watch.sh down                           stop
 #   scripts/watch.sh log                            the functions' output so far
 #
+# WATCH_ENV_FILE (default local.env) names the environment file.
 # WATCH_PORT (default 9000, cargo-lambda's own default, so a plain
 # `cargo lambda invoke` finds it). Each function is compiled the first time
 # it is invoked: about 1.5 min for the first one on two cores, seconds after.
@@ -24,7 +25,7 @@ up() {
   scripts/tools.sh build
   if running; then echo "cargo lambda watch already running (pid $(cat "$STATE/pid"))"; return; fi
   if listening; then echo "port $PORT is taken by another process" >&2; exit 1; fi
-  setsid .venv/bin/cargo-lambda lambda watch --invoke-port "$PORT" --env-file local.env "$@" \
+  setsid .venv/bin/cargo-lambda lambda watch --invoke-port "$PORT" --env-file "${WATCH_ENV_FILE:-local.env}" "$@" \
     >"$STATE/log" 2>&1 &
   echo $! > "$STATE/pid"
   for _ in $(seq 1 300); do
@@ -50,5 +51,5 @@ case "${1:-}" in
   up) shift; up "$@" ;;
   down) down ;;
   log) cat "$STATE/log" 2>/dev/null || true ;;
-  *) sed -n '2,12p' "$0"; exit 2 ;;
+  *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

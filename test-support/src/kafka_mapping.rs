@@ -121,7 +121,8 @@ pub struct KafkaRecord {
 }
 
 impl KafkaRecord {
-    fn position(&self) -> (String, i64, i64) {
+    /// `(topic, partition, offset)`.
+    pub fn position(&self) -> (String, i64, i64) {
         (self.topic.clone(), self.partition, self.offset)
     }
 }
@@ -143,6 +144,130 @@ pub struct KafkaMappingRun {
     pub retrying: Vec<(String, i64, i64)>,
 }
 
+/// The records a Kafka mapping has read and not yet committed or given up,
+/// and the engine's rules for what it does with each answer. The emulated
+/// run ([`run_kafka`]) and the live runner (`mapping-runner`) both drive
+/// one, so they follow the same rules.
+#[derive(Debug, Clone)]
+pub struct KafkaCursor {
+    settings: KafkaMappingSettings,
+    pending: VecDeque<KafkaRecord>,
+    // A bisected half (or a whole-batch retry) still to go, as a count of
+    // records from the front.
+    next_size: Option<usize>,
+    attempts: BTreeMap<(String, i64, i64), u32>,
+}
+
+/// What the mapping made of an answer.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaSettled {
+    /// Records committed.
+    pub committed: Vec<(String, i64, i64)>,
+    /// Records past the retry limit, for the on-failure destination.
+    pub given_up: Vec<KafkaRecord>,
+    /// Records put back to be tried again.
+    pub retried: usize,
+}
+
+impl KafkaCursor {
+    /// A cursor with nothing read yet.
+    pub fn new(settings: &KafkaMappingSettings) -> Self {
+        Self {
+            settings: settings.clone(),
+            pending: VecDeque::new(),
+            next_size: None,
+            attempts: BTreeMap::new(),
+        }
+    }
+
+    /// Adds records read from the topic, after those already pending.
+    pub fn read(&mut self, records: impl IntoIterator<Item = KafkaRecord>) {
+        self.pending.extend(records);
+    }
+
+    /// The records not yet done with, in the order they will be tried.
+    pub fn pending(&self) -> impl Iterator<Item = &KafkaRecord> {
+        self.pending.iter()
+    }
+
+    /// The next batch to invoke with, taken off the pending records.
+    pub fn next_batch(&mut self) -> Option<Vec<KafkaRecord>> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let size = self
+            .next_size
+            .take()
+            .unwrap_or(self.settings.batch_size)
+            .min(self.pending.len());
+        Some(self.pending.drain(..size).collect())
+    }
+
+    /// Acts on `answer` to the invocation with `batch`.
+    pub fn settle(&mut self, batch: Vec<KafkaRecord>, answer: &Invocation) -> KafkaSettled {
+        let mut settled = KafkaSettled::default();
+        let listed = match answer {
+            Invocation::Answered(_) if !self.settings.report_batch_item_failures => {
+                Some(BTreeSet::new())
+            }
+            Invocation::Answered(response) => listed_failures(response, &batch),
+            Invocation::Failed(_) => None,
+        };
+        let retry = match listed {
+            Some(failed) => {
+                let mut retry = Vec::new();
+                for record in batch {
+                    if failed.contains(&record.position()) {
+                        retry.push(record);
+                    } else {
+                        settled.committed.push(record.position());
+                    }
+                }
+                self.count_attempts(retry, &mut settled)
+            }
+            None if self.settings.bisect_on_error && batch.len() > 1 => {
+                self.next_size = Some(batch.len() / 2);
+                batch
+            }
+            None => {
+                let kept = self.count_attempts(batch, &mut settled);
+                // A whole-batch retry is the same batch again.
+                self.next_size = Some(kept.len());
+                kept
+            }
+        };
+        settled.retried = retry.len();
+        for record in retry.into_iter().rev() {
+            self.pending.push_front(record);
+        }
+        settled
+    }
+
+    /// Counts one more attempt for each of `records`; those past the limit
+    /// are given up, the rest are returned for another try.
+    fn count_attempts(
+        &mut self,
+        records: Vec<KafkaRecord>,
+        settled: &mut KafkaSettled,
+    ) -> Vec<KafkaRecord> {
+        let mut kept = Vec::new();
+        for record in records {
+            let tries = self.attempts.entry(record.position()).or_insert(0);
+            *tries += 1;
+            if self
+                .settings
+                .maximum_retry_attempts
+                .is_some_and(|limit| *tries > limit)
+            {
+                settled.given_up.push(record);
+            } else {
+                kept.push(record);
+            }
+        }
+        kept
+    }
+}
+
 /// Runs `records` through `invoke` under `settings`, for at most
 /// `max_invocations` invocations.
 pub async fn run_kafka<F, Fut>(
@@ -156,58 +281,38 @@ where
     Fut: Future<Output = Invocation>,
 {
     let mut run = KafkaMappingRun::default();
-    let mut pending: VecDeque<KafkaRecord> = records.iter().cloned().collect();
-    // A bisected half still to go, as a count of records from the front.
-    let mut next_size: Option<usize> = None;
-    let mut attempts: BTreeMap<(String, i64, i64), u32> = BTreeMap::new();
-    while !pending.is_empty() && run.invocations < max_invocations {
-        let size = next_size
-            .take()
-            .unwrap_or(settings.batch_size)
-            .min(pending.len());
-        let batch: Vec<KafkaRecord> = pending.drain(..size).collect();
+    let mut cursor = KafkaCursor::new(settings);
+    cursor.read(records.iter().cloned());
+    while run.invocations < max_invocations {
+        let Some(batch) = cursor.next_batch() else {
+            break;
+        };
         run.invocations += 1;
         let answer = invoke(event(&batch)).await;
-        let listed = match &answer {
-            Invocation::Answered(_) if !settings.report_batch_item_failures => {
-                Some(BTreeSet::new())
-            }
-            Invocation::Answered(response) => listed_failures(response, &batch),
-            Invocation::Failed(_) => None,
-        };
-        match listed {
-            Some(failed) => {
-                let mut retry = Vec::new();
-                for record in batch {
-                    if failed.contains(&record.position()) {
-                        retry.push(record);
-                    } else {
-                        run.committed.push(record.position());
-                    }
-                }
-                let kept = count_attempts(settings, retry, &mut attempts, &mut run);
-                for record in kept.into_iter().rev() {
-                    pending.push_front(record);
-                }
-            }
-            None if settings.bisect_on_error && batch.len() > 1 => {
-                next_size = Some(batch.len() / 2);
-                for record in batch.into_iter().rev() {
-                    pending.push_front(record);
-                }
-            }
-            None => {
-                let kept = count_attempts(settings, batch, &mut attempts, &mut run);
-                // A whole-batch retry is the same batch again.
-                next_size = Some(kept.len());
-                for record in kept.into_iter().rev() {
-                    pending.push_front(record);
-                }
+        let settled = cursor.settle(batch, &answer);
+        run.committed.extend(settled.committed);
+        if !settled.given_up.is_empty() {
+            match &settings.on_failure {
+                KafkaOnFailure::Topic(_) => run.to_topic.extend(settled.given_up),
+                KafkaOnFailure::S3 => run.to_s3.push(on_failure_record(&settled.given_up)),
+                KafkaOnFailure::Discard => run
+                    .discarded
+                    .extend(settled.given_up.iter().map(KafkaRecord::position)),
             }
         }
     }
-    run.retrying = pending.iter().map(KafkaRecord::position).collect();
+    run.retrying = cursor.pending().map(KafkaRecord::position).collect();
     run
+}
+
+/// The invocation record an S3 destination gets for records given up on.
+pub fn on_failure_record(given_up: &[KafkaRecord]) -> Value {
+    json!({
+        "requestContext": {"condition": "RetryAttemptsExhausted"},
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "payload": event(given_up).to_string(),
+    })
 }
 
 /// The records `response` lists, or `None` (the whole batch failed) when
@@ -230,44 +335,6 @@ fn listed_failures(
         listed.insert(record.position());
     }
     Some(listed)
-}
-
-/// Counts one more attempt for each of `records`; those past the limit go
-/// to the destination, the rest are returned for another try.
-fn count_attempts(
-    settings: &KafkaMappingSettings,
-    records: Vec<KafkaRecord>,
-    attempts: &mut BTreeMap<(String, i64, i64), u32>,
-    run: &mut KafkaMappingRun,
-) -> Vec<KafkaRecord> {
-    let mut kept = Vec::new();
-    let mut given_up = Vec::new();
-    for record in records {
-        let tries = attempts.entry(record.position()).or_insert(0);
-        *tries += 1;
-        if settings
-            .maximum_retry_attempts
-            .is_some_and(|limit| *tries > limit)
-        {
-            given_up.push(record);
-        } else {
-            kept.push(record);
-        }
-    }
-    if !given_up.is_empty() {
-        match &settings.on_failure {
-            KafkaOnFailure::Topic(_) => run.to_topic.extend(given_up),
-            KafkaOnFailure::S3 => run.to_s3.push(json!({
-                "requestContext": {"condition": "RetryAttemptsExhausted"},
-                "version": "1.0",
-                "payload": event(&given_up).to_string(),
-            })),
-            KafkaOnFailure::Discard => run
-                .discarded
-                .extend(given_up.iter().map(KafkaRecord::position)),
-        }
-    }
-    kept
 }
 
 /// The event Lambda sends for `batch`.

@@ -14,6 +14,8 @@
 //! | [`RefusingBroker`] | a broker front that refuses some produce requests |
 //! | [`HttpStub`], [`start_expecting_failure`] | a plain HTTP/1.1 stub; a function binary started with a bad configuration |
 //! | [`kafka_mapping`], [`stream_mapping`] | Lambda's Kafka and DynamoDB Streams/Kinesis event source mappings |
+//! | [`transfer_engine`] | the Transferia transfer engine's side of a transformation call |
+//! | [`live`], [`http_client`] | the same mappings run live against moto, the broker and `cargo lambda watch` (`mapping-runner`) |
 //! | [`free_port`], [`context_expiring_in`], [`lambda_reads_level`] | the small helpers |
 //!
 //! The broker comes from `KAFKA_TEST_BROKER` (`host:port`), which
@@ -27,12 +29,15 @@
 
 pub mod bench;
 mod fault_proxy;
+pub mod http_client;
 mod http_stub;
 pub mod kafka_mapping;
 mod kafka_wire;
+pub mod live;
 mod oauth_gate;
 mod refusing_broker;
 pub mod stream_mapping;
+pub mod transfer_engine;
 
 pub use fault_proxy::{Fault, FaultProxy, Traffic};
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};

@@ -425,6 +425,143 @@ pub fn sequence_number(record: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// What the mapping does next in a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Invoke with `records[start..end]`.
+    Invoke(usize, usize),
+    /// Give `records[start..end]` up (to the destination): the oldest is
+    /// past `MaximumRecordAgeInSeconds`.
+    TooOld(usize, usize),
+}
+
+/// What the mapping made of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// `records[start..end]` are checkpointed past.
+    Committed(usize, usize),
+    /// The batch is tried again (whole, or bisected first).
+    Retried,
+    /// The batch is given up after this many attempts.
+    Exhausted(u32),
+}
+
+/// The mapping's place in one shard, and the engine's rules for what it
+/// does with each answer. The emulated run ([`run_shard`]) and the live
+/// runner (`mapping-runner`) both drive one, so they follow the same rules.
+#[derive(Debug, Clone)]
+pub struct ShardCursor {
+    settings: MappingSettings,
+    position: usize,
+    // Bisected halves still to go, as ranges of the shard's records.
+    halves: VecDeque<(usize, usize)>,
+    retries: u32,
+}
+
+impl ShardCursor {
+    /// A cursor at the start of the shard.
+    pub fn new(settings: &MappingSettings) -> Self {
+        Self {
+            settings: settings.clone(),
+            position: 0,
+            halves: VecDeque::new(),
+            retries: 0,
+        }
+    }
+
+    /// Records before this index are done with (committed or given up).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The next step, with `available` records read from the shard so far
+    /// and `oldest` telling the age of a batch's oldest record; `None` when
+    /// every available record is done with.
+    pub fn next(
+        &self,
+        available: usize,
+        oldest: impl Fn(usize, usize) -> Duration,
+    ) -> Option<Step> {
+        if self.position >= available {
+            return None;
+        }
+        let (start, end) = self.halves.front().copied().unwrap_or((
+            self.position,
+            (self.position + self.settings.batch_size).min(available),
+        ));
+        let too_old = self
+            .settings
+            .maximum_record_age
+            .is_some_and(|limit| oldest(start, end) > limit);
+        Some(if too_old {
+            Step::TooOld(start, end)
+        } else {
+            Step::Invoke(start, end)
+        })
+    }
+
+    /// Moves past `records[start..end]`, given up on.
+    pub fn give_up(&mut self, end: usize) -> u32 {
+        self.halves.pop_front();
+        self.position = self.position.max(end);
+        std::mem::take(&mut self.retries)
+    }
+
+    /// Acts on `answer` to the invocation with `sequence_numbers` (those of
+    /// `records[start..end]`).
+    pub fn settle(
+        &mut self,
+        start: usize,
+        end: usize,
+        sequence_numbers: &[&str],
+        answer: &Invocation,
+    ) -> Settled {
+        let failed_from = match answer {
+            Invocation::Failed(_) => Some(start),
+            Invocation::Answered(_) if !self.settings.report_batch_item_failures => None,
+            Invocation::Answered(response) => {
+                first_reported(response, sequence_numbers).map(|i| start + i)
+            }
+        };
+        match failed_from {
+            None => {
+                self.halves.pop_front();
+                self.position = self.position.max(end);
+                self.retries = 0;
+                Settled::Committed(start, end)
+            }
+            Some(from) if from > start => {
+                // Progress: everything before the reported record is done,
+                // and the mapping starts again at that record.
+                self.halves.clear();
+                self.position = from;
+                self.retries = 0;
+                Settled::Committed(start, from)
+            }
+            Some(_) => {
+                let erred = matches!(answer, Invocation::Failed(_));
+                if erred && self.settings.bisect_on_error && end - start > 1 {
+                    let middle = start + (end - start) / 2;
+                    self.halves.pop_front();
+                    self.halves.push_front((middle, end));
+                    self.halves.push_front((start, middle));
+                    return Settled::Retried;
+                }
+                self.retries += 1;
+                if self
+                    .settings
+                    .maximum_retry_attempts
+                    .is_some_and(|limit| self.retries > limit)
+                {
+                    Settled::Exhausted(self.give_up(end))
+                } else {
+                    Settled::Retried
+                }
+            }
+        }
+    }
+}
+
 /// Runs one shard of `records` through `invoke` under `settings` until every
 /// record is committed, stored or discarded. `invoke` gets the event.
 pub async fn run_shard<F, Fut>(
@@ -438,145 +575,128 @@ where
     Fut: Future<Output = Invocation>,
 {
     let mut run = MappingRun::default();
-    let mut position = 0usize;
-    // Bisected halves still to go, as ranges of `records`.
-    let mut halves: VecDeque<(usize, usize)> = VecDeque::new();
-    let mut retries = 0u32;
+    let mut cursor = ShardCursor::new(settings);
     // A run that never ends is a bug in the function or the settings; this
     // bounds it far beyond any test.
     let mut guard = 0usize;
-    while position < records.len() && guard < 100_000 {
+    while guard < 100_000 {
         guard += 1;
-        let (start, end) = halves.front().copied().unwrap_or((
-            position,
-            (position + settings.batch_size).min(records.len()),
-        ));
-        let batch = &records[start..end];
-        let oldest = batch
-            .iter()
-            .map(|r| r.age_at_start)
-            .max()
-            .unwrap_or_default()
-            + run.elapsed;
-        if settings
-            .maximum_record_age
-            .is_some_and(|limit| oldest > limit)
-        {
-            give_up(
-                settings,
-                kind,
-                batch,
-                "RecordAgeExceeded",
-                retries,
-                &mut run,
-            );
-            halves.pop_front();
-            position = position.max(end);
-            retries = 0;
-            continue;
-        }
-        let event = json!({"Records": batch.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
-        run.invocations += 1;
-        let answer = invoke(event).await;
-        let failed_from = match &answer {
-            Invocation::Failed(_) => Some(start),
-            Invocation::Answered(_) if !settings.report_batch_item_failures => None,
-            Invocation::Answered(response) => first_reported(response, batch).map(|i| start + i),
+        let elapsed = run.elapsed;
+        let oldest = |start: usize, end: usize| {
+            records[start..end]
+                .iter()
+                .map(|r| r.age_at_start)
+                .max()
+                .unwrap_or_default()
+                + elapsed
         };
-        match failed_from {
-            None => {
+        let (start, end) = match cursor.next(records.len(), oldest) {
+            None => break,
+            Some(Step::TooOld(start, end)) => {
+                let attempts = cursor.give_up(end);
+                let object = on_failure_record(
+                    kind,
+                    &batch_json(&records[start..end]),
+                    "RecordAgeExceeded",
+                    attempts,
+                    run.invocations,
+                );
+                store(settings, object, &records[start..end], &mut run);
+                continue;
+            }
+            Some(Step::Invoke(start, end)) => (start, end),
+        };
+        let batch = &records[start..end];
+        run.invocations += 1;
+        let answer = invoke(json!({ "Records": batch_json(batch) })).await;
+        let sequence_numbers: Vec<&str> =
+            batch.iter().map(|r| r.sequence_number.as_str()).collect();
+        match cursor.settle(start, end, &sequence_numbers, &answer) {
+            Settled::Committed(from, to) => {
                 run.elapsed += Duration::from_secs(1);
                 run.committed
-                    .extend(batch.iter().map(|r| r.sequence_number.clone()));
-                halves.pop_front();
-                position = position.max(end);
-                retries = 0;
+                    .extend(records[from..to].iter().map(|r| r.sequence_number.clone()));
             }
-            Some(from) if from > start => {
-                // Progress: everything before the reported record is done,
-                // and the mapping starts again at that record.
-                run.elapsed += Duration::from_secs(1);
-                run.committed.extend(
-                    records[start..from]
-                        .iter()
-                        .map(|r| r.sequence_number.clone()),
-                );
-                halves.clear();
-                position = from;
-                retries = 0;
-            }
-            Some(_) => {
+            Settled::Retried => run.elapsed += settings.function_timeout,
+            Settled::Exhausted(attempts) => {
                 run.elapsed += settings.function_timeout;
-                let erred = matches!(answer, Invocation::Failed(_));
-                if erred && settings.bisect_on_error && batch.len() > 1 {
-                    let middle = start + batch.len() / 2;
-                    halves.pop_front();
-                    halves.push_front((middle, end));
-                    halves.push_front((start, middle));
-                    continue;
-                }
-                retries += 1;
-                if settings
-                    .maximum_retry_attempts
-                    .is_some_and(|limit| retries > limit)
-                {
-                    give_up(
-                        settings,
-                        kind,
-                        batch,
-                        "RetryAttemptsExhausted",
-                        retries,
-                        &mut run,
-                    );
-                    halves.pop_front();
-                    position = position.max(end);
-                    retries = 0;
-                }
+                let object = on_failure_record(
+                    kind,
+                    &batch_json(batch),
+                    "RetryAttemptsExhausted",
+                    attempts,
+                    run.invocations,
+                );
+                store(settings, object, batch, &mut run);
             }
         }
     }
     run
 }
 
+fn batch_json(batch: &[StreamRecord]) -> Vec<Value> {
+    batch.iter().map(|r| r.json.clone()).collect()
+}
+
+/// Keeps the on-failure record as the destination would, or discards the
+/// batch when there is none.
+fn store(
+    settings: &MappingSettings,
+    mut object: Value,
+    batch: &[StreamRecord],
+    run: &mut MappingRun,
+) {
+    match settings.on_failure {
+        OnFailure::Discard => {
+            run.discarded
+                .extend(batch.iter().map(|r| r.sequence_number.clone()));
+        }
+        OnFailure::S3 => run.on_failure.push(object),
+        OnFailure::Sqs | OnFailure::Sns => {
+            if let Some(fields) = object.as_object_mut() {
+                fields.remove("payload");
+            }
+            run.on_failure.push(object);
+        }
+    }
+}
+
 /// The index in `batch` where redelivery starts, per the partial batch
 /// response; the whole batch when an identifier is empty, null or unknown.
-fn first_reported(response: &Value, batch: &[StreamRecord]) -> Option<usize> {
+fn first_reported(response: &Value, batch: &[&str]) -> Option<usize> {
     let failures = response["batchItemFailures"].as_array()?;
     let mut lowest: Option<usize> = None;
     for failure in failures {
         let index = failure["itemIdentifier"]
             .as_str()
             .filter(|id| !id.is_empty())
-            .and_then(|id| batch.iter().position(|r| r.sequence_number == id))
+            .and_then(|id| batch.iter().position(|seq| *seq == id))
             .unwrap_or(0);
         lowest = Some(lowest.map_or(index, |l| l.min(index)));
     }
     lowest
 }
 
-fn give_up(
-    settings: &MappingSettings,
+/// The invocation record Lambda writes to an on-failure destination for
+/// `batch` (the event's `Records`), with the event itself under `payload`
+/// (an S3 destination keeps it; SQS and SNS get the rest).
+pub fn on_failure_record(
     kind: StreamKind,
-    batch: &[StreamRecord],
+    batch: &[Value],
     condition: &str,
     attempts: u32,
-    run: &mut MappingRun,
-) {
-    if settings.on_failure == OnFailure::Discard {
-        run.discarded
-            .extend(batch.iter().map(|r| r.sequence_number.clone()));
-        return;
-    }
+    invocations: usize,
+) -> Value {
     let info = json!({
         "shardId": "shardId-emulated",
-        "startSequenceNumber": batch.first().map(|r| r.sequence_number.clone()),
-        "endSequenceNumber": batch.last().map(|r| r.sequence_number.clone()),
+        "startSequenceNumber": batch.first().and_then(|r| sequence_number(r)),
+        "endSequenceNumber": batch.last().and_then(|r| sequence_number(r)),
         "batchSize": batch.len(),
-        "streamArn": "arn:aws:emulated",
+        "streamArn": batch.first().and_then(|r| r["eventSourceARN"].as_str()).unwrap_or("arn:aws:emulated"),
     });
     let mut object = json!({
         "requestContext": {
-            "requestId": format!("emulated-{}", run.invocations),
+            "requestId": format!("emulated-{invocations}"),
             "functionArn": "arn:aws:lambda:emulated",
             "condition": condition,
             "approximateInvokeCount": attempts + 1,
@@ -584,17 +704,14 @@ fn give_up(
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
         "version": "1.0",
         "timestamp": chrono::Utc::now().to_rfc3339(),
+        "payload": json!({ "Records": batch }).to_string(),
     });
     let key = match kind {
         StreamKind::DynamoDb => "DDBStreamBatchInfo",
         StreamKind::Kinesis => "KinesisBatchInfo",
     };
     object[key] = info;
-    if settings.on_failure == OnFailure::S3 {
-        let event = json!({"Records": batch.iter().map(|r| r.json.clone()).collect::<Vec<_>>()});
-        object["payload"] = Value::String(event.to_string());
-    }
-    run.on_failure.push(object);
+    object
 }
 
 #[cfg(test)]

@@ -1,153 +1,46 @@
-//! An emulator of the Transferia transfer engine's side of the call, so
-//! tests assert where each change item ends up, not only what the JSON says.
-//!
-//! It follows the engine's CDC-mode handling of a transformation's answer
-//! (`pkg/functions/cloud_functions.go` in Transferia, read for this; no code
-//! taken from it):
-//! * the batch is POSTed as `{"Records":[…]}`; a non-2xx status, a body that
-//!   does not parse, or a record count that differs from the request's fails
-//!   the attempt, and the whole call is retried (`backoff.WithMaxRetries`
-//!   with the transfer's `NumberOfRetries`, so 1 + N attempts; N has no
-//!   default in that file, so [`RETRIES`] takes 3); when every attempt has
-//!   failed, the transfer fails with the last error;
-//! * then, per result: `Ok` emits `cdc` (the engine dereferences it, so an
-//!   `Ok` without one would crash it), `Split` emits every `cdc_split` item,
-//!   `Dropped` drops, and any other result is skipped without a trace.
-//!
-//! On top of the engine, it plays Lambda's part: an answer larger than
-//! Lambda's response limit never reaches the engine, which sees an error
-//! status instead.
+//! The Transferia transfer engine's side of the call
+//! (`test_support::transfer_engine`) run against the enricher through its
+//! Function URL, so tests assert where each change item ends up, not only
+//! what the JSON says. On top of the engine, the call plays Lambda's part:
+//! an answer larger than Lambda's response limit never reaches the engine,
+//! which sees an error status instead.
 
 use super::*;
 
 use lambda_stream_kit::config::Env;
 use serde_json::{json, Value};
+use test_support::transfer_engine::{self, CallAnswer, Transfer, RETRIES};
 
 use crate::budget::LAMBDA_RESPONSE_LIMIT;
 
-/// The engine's retries after the first attempt.
-const RETRIES: usize = 3;
-
-/// What the transfer did with one batch.
-#[derive(Debug, Default)]
-struct Transfer {
-    /// Emitted change items, in order.
-    emitted: Vec<Value>,
-    /// Results the engine skipped (neither Ok, Split nor Dropped): lost.
-    skipped: Vec<String>,
-    /// Records answered `Dropped`.
-    dropped: usize,
-    /// Calls made.
-    attempts: usize,
-    /// Why the transfer failed, after every retry.
-    failed: Option<String>,
-}
-
-impl Transfer {
-    /// The emitted items' tables, in order.
-    fn tables(&self) -> Vec<&str> {
-        self.emitted
-            .iter()
-            .map(|item| item["table"].as_str().unwrap_or_default())
-            .collect()
-    }
-}
-
-/// Sends `records` to the enricher as the engine would, through the
-/// Function URL, and acts on the answer as the engine does.
-async fn run(enricher: &App, records: &[Value]) -> Transfer {
-    let mut transfer = Transfer::default();
-    let body = json!({ "Records": records }).to_string();
-    for _ in 0..=RETRIES {
-        transfer.attempts += 1;
-        let mut request = crate::handler::tests::function_url_request();
-        request["isBase64Encoded"] = json!(false);
-        request["body"] = json!(body);
-        let answer = match handle(enricher, crate::handler::tests::event(&request)).await {
-            Ok(Response::FunctionUrl(answer)) => answer,
-            other => panic!("a Function-URL call must get an HTTP answer, got {other:?}"),
-        };
-        match accept(&answer, records.len()) {
-            Ok(results) => {
-                apply(&mut transfer, results);
-                return transfer;
-            }
-            Err(error) => transfer.failed = Some(error),
-        }
-    }
-    transfer
-}
-
-/// Sends a stream of `records` the way the engine's buffer cuts it: calls
-/// of at most `buffer_bytes` of request (at least one record each), in
-/// order, each retried on its own; the transfer stops at the first call
-/// that fails every attempt.
-async fn run_buffered(enricher: &App, records: &[Value], buffer_bytes: usize) -> Transfer {
-    let mut total = Transfer::default();
-    let mut start = 0;
-    while start < records.len() {
-        let mut end = start + 1;
-        let mut size = records[start].to_string().len();
-        while end < records.len() && size + records[end].to_string().len() <= buffer_bytes {
-            size += records[end].to_string().len();
-            end += 1;
-        }
-        let call = run(enricher, &records[start..end]).await;
-        total.attempts += call.attempts;
-        total.emitted.extend(call.emitted);
-        total.skipped.extend(call.skipped);
-        total.dropped += call.dropped;
-        if call.failed.is_some() {
-            total.failed = call.failed;
-            return total;
-        }
-        start = end;
-    }
-    total
-}
-
-/// The results of one attempt, or why the engine retries it.
-fn accept(answer: &LambdaFunctionUrlResponse, sent: usize) -> Result<Vec<Value>, String> {
-    let size = serde_json::to_vec(answer).map_or(usize::MAX, |bytes| bytes.len());
+/// One call through the Function URL, as the engine makes it.
+async fn call(enricher: &App, body: String) -> CallAnswer {
+    let mut request = crate::handler::tests::function_url_request();
+    request["isBase64Encoded"] = json!(false);
+    request["body"] = json!(body);
+    let answer = match handle(enricher, crate::handler::tests::event(&request)).await {
+        Ok(Response::FunctionUrl(answer)) => answer,
+        other => panic!("a Function-URL call must get an HTTP answer, got {other:?}"),
+    };
+    let size = serde_json::to_vec(&answer).map_or(usize::MAX, |bytes| bytes.len());
     if size > LAMBDA_RESPONSE_LIMIT {
-        return Err(format!("Lambda refused a {size}-byte response"));
+        return CallAnswer {
+            status: 502,
+            body: format!("Lambda refused a {size}-byte response"),
+        };
     }
-    let body = answer.body.as_deref().unwrap_or_default();
-    if !(200..300).contains(&answer.status_code) {
-        return Err(format!(
-            "Bad status code: {}, error: {body}",
-            answer.status_code
-        ));
+    CallAnswer {
+        status: u16::try_from(answer.status_code).unwrap_or(500),
+        body: answer.body.unwrap_or_default(),
     }
-    let parsed: Value =
-        serde_json::from_str(body).map_err(|e| format!("failed to parse response: {e}"))?;
-    let results = parsed["Records"].as_array().cloned().unwrap_or_default();
-    if results.len() != sent {
-        return Err(format!(
-            "records count differ: {sent} requested but {} received",
-            results.len()
-        ));
-    }
-    Ok(results)
 }
 
-fn apply(transfer: &mut Transfer, results: Vec<Value>) {
-    for result in results {
-        match result["result"].as_str().unwrap_or_default() {
-            "Ok" => {
-                let item = result.get("cdc").filter(|cdc| cdc.is_object());
-                transfer
-                    .emitted
-                    .push(item.cloned().expect("the engine crashes on Ok without cdc"));
-            }
-            "Split" => {
-                let items = result["cdc_split"].as_array().cloned().unwrap_or_default();
-                transfer.emitted.extend(items);
-            }
-            "Dropped" => transfer.dropped += 1,
-            other => transfer.skipped.push(other.to_owned()),
-        }
-    }
+async fn run(enricher: &App, records: &[Value]) -> Transfer {
+    transfer_engine::run(records, |body| call(enricher, body)).await
+}
+
+async fn run_buffered(enricher: &App, records: &[Value], buffer_bytes: usize) -> Transfer {
+    transfer_engine::run_buffered(records, buffer_bytes, |body| call(enricher, body)).await
 }
 
 fn enricher(pairs: &[(&str, &str)]) -> App {
