@@ -232,7 +232,7 @@ impl KafkaCursor {
             None => {
                 let kept = self.count_attempts(batch, &mut settled);
                 // A whole-batch retry is the same batch again.
-                self.next_size = Some(kept.len());
+                self.next_size = (!kept.is_empty()).then_some(kept.len());
                 kept
             }
         };

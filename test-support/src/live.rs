@@ -152,7 +152,8 @@ pub async fn run(
 ) -> Result<(), String> {
     let endpoints = Arc::new(endpoints);
     let offsets = Arc::new(OffsetStore::open(offsets));
-    let mut tasks = Vec::new();
+    let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
+        Vec::new();
     for mapping in mappings {
         match mapping.source.clone() {
             Source::DynamoDb(arn) => {
@@ -164,7 +165,7 @@ pub async fn run(
                         stream: arn.clone(),
                         shard,
                     };
-                    tasks.push(tokio::spawn(run_shard(
+                    tasks.push(Box::pin(run_shard(
                         endpoints.clone(),
                         mapping.clone(),
                         settings.clone(),
@@ -182,7 +183,7 @@ pub async fn run(
                         stream: name.clone(),
                         shard,
                     };
-                    tasks.push(tokio::spawn(run_shard(
+                    tasks.push(Box::pin(run_shard(
                         endpoints.clone(),
                         mapping.clone(),
                         settings.clone(),
@@ -206,16 +207,22 @@ pub async fn run(
                     client: Arc::new(client),
                     offsets: offsets.clone(),
                 };
-                tasks.push(tokio::spawn(topic_run.run()));
+                tasks.push(Box::pin(topic_run.run()));
             }
         }
     }
-    emit(&json!({"note": "ready", "tasks": tasks.len()}));
+    emit(&json!({"note": "started", "tasks": tasks.len()}));
+    // Each task says `ready` once it holds its start position. A task only
+    // ends by panicking: that stops the runner rather than one mapping
+    // going quiet.
+    let mut running = tokio::task::JoinSet::new();
     for task in tasks {
-        task.await
-            .map_err(|e| format!("a mapping task ended: {e}"))?;
+        running.spawn(task);
     }
-    Ok(())
+    match running.join_next().await {
+        Some(Err(error)) => Err(format!("a mapping task ended: {error}")),
+        _ => Err("a mapping task ended".into()),
+    }
 }
 
 /// The settings the emulated runs do not need: the batching window, the
@@ -385,11 +392,25 @@ async fn invoke(
     )
     .await;
     match answer {
-        Ok(answer) if answer.status == 200 => {
-            Invocation::Answered(serde_json::from_slice(&answer.body).unwrap_or(Value::Null))
-        }
+        Ok(answer) if answer.status == 200 => answered(&answer.body),
         Ok(answer) => Invocation::Failed(format!("status {}: {}", answer.status, answer.text())),
         Err(error) => Invocation::Failed(error),
+    }
+}
+
+/// A 200's body as the mapping reads it. An error document (`cargo lambda
+/// watch` answers an init error with a 200) or a body that is not JSON is a
+/// failed invocation, never an empty success that would commit the batch.
+fn answered(body: &[u8]) -> Invocation {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Invocation::Answered(Value::Null);
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if value.get("errorType").is_some() || value.get("errorMessage").is_some() => {
+            Invocation::Failed(value.to_string())
+        }
+        Ok(value) => Invocation::Answered(value),
+        Err(error) => Invocation::Failed(format!("the answer is not JSON: {error}")),
     }
 }
 
@@ -429,6 +450,38 @@ impl StreamShard {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| format!("GetShardIterator for {}: no iterator", self.shard))
+    }
+
+    /// An iterator just after `last` (or at the start position when
+    /// nothing was read); `None` leaves it for the next poll.
+    async fn iterator_after(
+        &self,
+        endpoints: &Endpoints,
+        last: Option<&Value>,
+        latest: bool,
+    ) -> Option<String> {
+        let Some(sequence) = last.and_then(|r| sequence_number(r)) else {
+            return self.iterator(endpoints, latest).await.ok();
+        };
+        let (service, prefix) = self.service();
+        let mut request = json!({
+            "ShardId": self.shard,
+            "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+            "StartingSequenceNumber": sequence,
+        });
+        match self.kind {
+            StreamKind::DynamoDb => request["StreamArn"] = json!(self.stream),
+            StreamKind::Kinesis => request["StreamName"] = json!(self.stream),
+        }
+        let answer = aws_call(
+            endpoints,
+            service,
+            &format!("{prefix}.GetShardIterator"),
+            &request,
+        )
+        .await
+        .ok()?;
+        answer["ShardIterator"].as_str().map(str::to_owned)
     }
 
     /// The next records, in the event's shape, and the next iterator
@@ -524,6 +577,7 @@ async fn run_shard(
         }
         tokio::time::sleep(RETRY_PAUSE).await;
     };
+    emit(&json!({"mapping": name, "note": "ready", "shard": shard.shard}));
     let mut records: Vec<Value> = Vec::new();
     let mut cursor = ShardCursor::new(&settings);
     let mut waiting_since: Option<Instant> = None;
@@ -534,7 +588,14 @@ async fn run_shard(
                     records.extend(read);
                     iterator = next;
                 }
-                Err(error) => note(name, &error),
+                Err(error) => {
+                    // An iterator can expire: start again after the last
+                    // record read.
+                    note(name, &error);
+                    iterator = shard
+                        .iterator_after(&endpoints, records.last(), live.from_latest)
+                        .await;
+                }
             }
         }
         let pending = records.len() - cursor.position();
@@ -554,7 +615,7 @@ async fn run_shard(
                 .iter()
                 .filter_map(arrival)
                 .fold(now, f64::min);
-            Duration::from_secs_f64((now - first).max(0.0))
+            Duration::try_from_secs_f64(now - first).unwrap_or_default()
         };
         let Some(step) = cursor.next(records.len(), oldest) else {
             continue;
@@ -655,7 +716,7 @@ async fn store_stream_batch(
         OnFailure::Discard => "discarded".into(),
         OnFailure::Sqs | OnFailure::Sns => "metadata only (not emulated live)".into(),
         OnFailure::S3 => {
-            let object = on_failure_record(shard.kind, batch, condition, attempts, 0);
+            let object = on_failure_record(shard.kind, &shard.shard, batch, condition, attempts, 0);
             let body = object.to_string();
             loop {
                 match s3_put(
@@ -778,6 +839,7 @@ impl KafkaTopic {
         // Start positions are committed at once, so a LATEST start holds
         // even when nothing arrives before the runner is restarted.
         self.commit(&partitions, &KafkaCursor::new(&self.settings));
+        emit(&json!({"mapping": name, "note": "ready", "topic": self.topic}));
         let mut cursor = KafkaCursor::new(&self.settings);
         let mut waiting_since: Option<Instant> = None;
         loop {

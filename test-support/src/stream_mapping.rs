@@ -596,6 +596,7 @@ where
                 let attempts = cursor.give_up(end);
                 let object = on_failure_record(
                     kind,
+                    "shardId-emulated",
                     &batch_json(&records[start..end]),
                     "RecordAgeExceeded",
                     attempts,
@@ -622,6 +623,7 @@ where
                 run.elapsed += settings.function_timeout;
                 let object = on_failure_record(
                     kind,
+                    "shardId-emulated",
                     &batch_json(batch),
                     "RetryAttemptsExhausted",
                     attempts,
@@ -678,17 +680,19 @@ fn first_reported(response: &Value, batch: &[&str]) -> Option<usize> {
 }
 
 /// The invocation record Lambda writes to an on-failure destination for
-/// `batch` (the event's `Records`), with the event itself under `payload`
+/// `batch` (the event's `Records`) from `shard` after `attempts`
+/// invocations, with the event itself under `payload`
 /// (an S3 destination keeps it; SQS and SNS get the rest).
 pub fn on_failure_record(
     kind: StreamKind,
+    shard: &str,
     batch: &[Value],
     condition: &str,
     attempts: u32,
     invocations: usize,
 ) -> Value {
     let info = json!({
-        "shardId": "shardId-emulated",
+        "shardId": shard,
         "startSequenceNumber": batch.first().and_then(|r| sequence_number(r)),
         "endSequenceNumber": batch.last().and_then(|r| sequence_number(r)),
         "batchSize": batch.len(),
@@ -699,7 +703,7 @@ pub fn on_failure_record(
             "requestId": format!("emulated-{invocations}"),
             "functionArn": "arn:aws:lambda:emulated",
             "condition": condition,
-            "approximateInvokeCount": attempts + 1,
+            "approximateInvokeCount": attempts,
         },
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
         "version": "1.0",
