@@ -976,7 +976,7 @@ impl KafkaTopic {
             .map(|r| Record {
                 key: decode(&r.json["key"]),
                 value: decode(&r.json["value"]),
-                headers: BTreeMap::new(),
+                headers: event_headers(&r.json["headers"]),
                 timestamp: chrono::Utc::now(),
             })
             .collect();
@@ -989,6 +989,26 @@ impl KafkaTopic {
         .map_err(|e| format!("{topic}: {e}"))?;
         Ok(format!("kafka://{topic}"))
     }
+}
+
+/// A Kafka event's `headers` (`[{"name": [bytes…]}]`) as record headers;
+/// an entry of another shape is left out.
+fn event_headers(headers: &Value) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in headers.as_array().into_iter().flatten() {
+        for (name, bytes) in entry.as_object().into_iter().flatten() {
+            let bytes: Option<Vec<u8>> = bytes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect();
+            if let Some(bytes) = bytes {
+                out.insert(name.clone(), bytes);
+            }
+        }
+    }
+    out
 }
 
 /// A fetched record as Lambda puts it in a Kafka event.
@@ -1066,5 +1086,10 @@ mod tests {
             json!([48, 48, 45, 97, 98])
         );
         assert_eq!(record.position(), ("clicks".into(), 2, 7));
+        assert_eq!(
+            event_headers(&record.json["headers"]),
+            BTreeMap::from([("traceparent".to_owned(), b"00-ab".to_vec())]),
+            "headers survive the trip to an on-failure topic"
+        );
     }
 }
