@@ -156,13 +156,21 @@ pub async fn run(
         Vec::new();
     for mapping in mappings {
         match mapping.source.clone() {
-            Source::DynamoDb(arn) => {
+            Source::DynamoDb(stream) | Source::Kinesis(stream) => {
+                let kind = match mapping.source {
+                    Source::DynamoDb(_) => StreamKind::DynamoDb,
+                    _ => StreamKind::Kinesis,
+                };
                 let settings = template.stream_mapping(&mapping.logical_id)?;
                 let live = live_settings(&template, &mapping.logical_id)?;
-                for shard in dynamodb_shards(&endpoints, &arn).await? {
-                    let stream = StreamShard {
-                        kind: StreamKind::DynamoDb,
-                        stream: arn.clone(),
+                let shards = match kind {
+                    StreamKind::DynamoDb => dynamodb_shards(&endpoints, &stream).await?,
+                    StreamKind::Kinesis => kinesis_shards(&endpoints, &stream).await?,
+                };
+                for shard in shards {
+                    let shard = StreamShard {
+                        kind,
+                        stream: stream.clone(),
                         shard,
                     };
                     tasks.push(Box::pin(run_shard(
@@ -170,25 +178,7 @@ pub async fn run(
                         mapping.clone(),
                         settings.clone(),
                         live.clone(),
-                        stream,
-                    )));
-                }
-            }
-            Source::Kinesis(name) => {
-                let settings = template.stream_mapping(&mapping.logical_id)?;
-                let live = live_settings(&template, &mapping.logical_id)?;
-                for shard in kinesis_shards(&endpoints, &name).await? {
-                    let stream = StreamShard {
-                        kind: StreamKind::Kinesis,
-                        stream: name.clone(),
                         shard,
-                    };
-                    tasks.push(Box::pin(run_shard(
-                        endpoints.clone(),
-                        mapping.clone(),
-                        settings.clone(),
-                        live.clone(),
-                        stream,
                     )));
                 }
             }
