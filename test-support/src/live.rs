@@ -163,11 +163,7 @@ pub async fn run(
                 };
                 let settings = template.stream_mapping(&mapping.logical_id)?;
                 let live = live_settings(&template, &mapping.logical_id)?;
-                let shards = match kind {
-                    StreamKind::DynamoDb => dynamodb_shards(&endpoints, &stream).await?,
-                    StreamKind::Kinesis => kinesis_shards(&endpoints, &stream).await?,
-                };
-                for shard in shards {
+                for shard in list_shards(&endpoints, kind, &stream).await? {
                     let shard = StreamShard {
                         kind,
                         stream: stream.clone(),
@@ -328,23 +324,26 @@ fn failure_key(mapping: &str, shard: &str) -> String {
     )
 }
 
-async fn dynamodb_shards(endpoints: &Endpoints, arn: &str) -> Result<Vec<String>, String> {
-    let description = aws_call(
-        endpoints,
-        "dynamodb",
-        "DynamoDBStreams_20120810.DescribeStream",
-        &json!({"StreamArn": arn}),
-    )
-    .await?;
-    Ok(shard_ids(&description["StreamDescription"]["Shards"]))
+/// The API of a stream kind: the credential scope's service, the target
+/// prefix, and the request field that names the stream.
+fn stream_api(kind: StreamKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        StreamKind::DynamoDb => ("dynamodb", "DynamoDBStreams_20120810", "StreamArn"),
+        StreamKind::Kinesis => ("kinesis", "Kinesis_20131202", "StreamName"),
+    }
 }
 
-async fn kinesis_shards(endpoints: &Endpoints, name: &str) -> Result<Vec<String>, String> {
+async fn list_shards(
+    endpoints: &Endpoints,
+    kind: StreamKind,
+    stream: &str,
+) -> Result<Vec<String>, String> {
+    let (service, prefix, field) = stream_api(kind);
     let description = aws_call(
         endpoints,
-        "kinesis",
-        "Kinesis_20131202.DescribeStream",
-        &json!({"StreamName": name}),
+        service,
+        &format!("{prefix}.DescribeStream"),
+        &json!({ field: stream }),
     )
     .await?;
     Ok(shard_ids(&description["StreamDescription"]["Shards"]))
@@ -414,32 +413,31 @@ struct StreamShard {
 }
 
 impl StreamShard {
-    fn service(&self) -> (&'static str, &'static str) {
-        match self.kind {
-            StreamKind::DynamoDb => ("dynamodb", "DynamoDBStreams_20120810"),
-            StreamKind::Kinesis => ("kinesis", "Kinesis_20131202"),
+    /// A request naming this shard's stream and shard, with `fields`.
+    fn request(&self, fields: Value) -> Value {
+        let (_, _, stream_field) = stream_api(self.kind);
+        let mut request = json!({ "ShardId": self.shard, stream_field: self.stream });
+        if let (Some(request), Value::Object(fields)) = (request.as_object_mut(), fields) {
+            request.extend(fields);
         }
+        request
     }
 
+    async fn call(
+        &self,
+        endpoints: &Endpoints,
+        action: &str,
+        request: &Value,
+    ) -> Result<Value, String> {
+        let (service, prefix, _) = stream_api(self.kind);
+        aws_call(endpoints, service, &format!("{prefix}.{action}"), request).await
+    }
+
+    /// An iterator at the start position (`LATEST` or `TRIM_HORIZON`).
     async fn iterator(&self, endpoints: &Endpoints, latest: bool) -> Result<String, String> {
-        let (service, prefix) = self.service();
         let kind = if latest { "LATEST" } else { "TRIM_HORIZON" };
-        let mut request = json!({"ShardId": self.shard, "ShardIteratorType": kind});
-        match self.kind {
-            StreamKind::DynamoDb => request["StreamArn"] = json!(self.stream),
-            StreamKind::Kinesis => request["StreamName"] = json!(self.stream),
-        }
-        let answer = aws_call(
-            endpoints,
-            service,
-            &format!("{prefix}.GetShardIterator"),
-            &request,
-        )
-        .await?;
-        answer["ShardIterator"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| format!("GetShardIterator for {}: no iterator", self.shard))
+        self.iterator_of(endpoints, json!({ "ShardIteratorType": kind }))
+            .await
     }
 
     /// An iterator just after `last` (or at the start position when
@@ -453,25 +451,21 @@ impl StreamShard {
         let Some(sequence) = last.and_then(|r| sequence_number(r)) else {
             return self.iterator(endpoints, latest).await.ok();
         };
-        let (service, prefix) = self.service();
-        let mut request = json!({
-            "ShardId": self.shard,
+        let fields = json!({
             "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
             "StartingSequenceNumber": sequence,
         });
-        match self.kind {
-            StreamKind::DynamoDb => request["StreamArn"] = json!(self.stream),
-            StreamKind::Kinesis => request["StreamName"] = json!(self.stream),
-        }
-        let answer = aws_call(
-            endpoints,
-            service,
-            &format!("{prefix}.GetShardIterator"),
-            &request,
-        )
-        .await
-        .ok()?;
-        answer["ShardIterator"].as_str().map(str::to_owned)
+        self.iterator_of(endpoints, fields).await.ok()
+    }
+
+    async fn iterator_of(&self, endpoints: &Endpoints, fields: Value) -> Result<String, String> {
+        let answer = self
+            .call(endpoints, "GetShardIterator", &self.request(fields))
+            .await?;
+        answer["ShardIterator"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("GetShardIterator for {}: no iterator", self.shard))
     }
 
     /// The next records, in the event's shape, and the next iterator
@@ -481,14 +475,8 @@ impl StreamShard {
         endpoints: &Endpoints,
         iterator: &str,
     ) -> Result<(Vec<Value>, Option<String>), String> {
-        let (service, prefix) = self.service();
-        let answer = aws_call(
-            endpoints,
-            service,
-            &format!("{prefix}.GetRecords"),
-            &json!({"ShardIterator": iterator, "Limit": GET_RECORDS_LIMIT}),
-        )
-        .await?;
+        let request = json!({"ShardIterator": iterator, "Limit": GET_RECORDS_LIMIT});
+        let answer = self.call(endpoints, "GetRecords", &request).await?;
         let records = answer["Records"]
             .as_array()
             .map(|records| {
