@@ -181,9 +181,11 @@ pub async fn run(
             Source::Kafka(topic) => {
                 let settings = template.kafka_mapping(&mapping.logical_id)?;
                 let live = live_settings(&template, &mapping.logical_id)?;
-                let client = crate::client(&endpoints.broker)
-                    .await
-                    .map_err(|e| format!("broker {}: {e}", endpoints.broker))?;
+                let client =
+                    tokio::time::timeout(SERVICE_TIMEOUT, crate::client(&endpoints.broker))
+                        .await
+                        .map_err(|_| format!("broker {}: no answer", endpoints.broker))?
+                        .map_err(|e| format!("broker {}: {e}", endpoints.broker))?;
                 let topic_run = KafkaTopic {
                     endpoints: endpoints.clone(),
                     mapping: mapping.clone(),
