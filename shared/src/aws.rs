@@ -86,6 +86,25 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
+/// An SDK configuration for a local endpoint (moto, in the tests and the
+/// demo): every service at `endpoint_url`, in `region`, with static
+/// credentials. Deployed functions use [`sdk_config`].
+#[cfg(feature = "aws-sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]
+pub async fn local_sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let credentials = aws_credential_types::Credentials::new("local", "local", None, None, "local");
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .endpoint_url(endpoint_url)
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
 const GET_SECRET_VALUE: &str = "secretsmanager:GetSecretValue";
 
 /// Reads a Secrets Manager secret's string value through the SDK, giving up

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 
 /// Why a TLS configuration could not be built.
@@ -29,6 +29,55 @@ pub enum TlsError {
     /// rustls rejected the configuration.
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    /// A client certificate chain or key is not usable PEM.
+    #[error("the client {what} is not usable: {reason}")]
+    ClientIdentity {
+        /// `certificate chain` or `private key`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A client certificate chain and its private key, for brokers that
+/// authenticate clients by certificate (mutual TLS).
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// Reads a PEM chain (leaf first) and a PEM private key (PKCS#8,
+    /// PKCS#1 or SEC1, unencrypted).
+    pub fn from_pem(chain: &[u8], key: &[u8]) -> Result<Self, TlsError> {
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError::ClientIdentity {
+                what: "certificate chain",
+                reason: e.to_string(),
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::ClientIdentity {
+                what: "certificate chain",
+                reason: "no PEM certificate in it".into(),
+            });
+        }
+        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| TlsError::ClientIdentity {
+            what: "private key",
+            reason: format!(
+                "{e} (an unencrypted PKCS#8, PKCS#1 or SEC1 PEM key is needed; an ENCRYPTED PRIVATE KEY is not read)"
+            ),
+        })?;
+        Ok(Self { chain, key })
+    }
 }
 
 /// The crypto provider used for every TLS connection in this project.
@@ -47,6 +96,15 @@ pub fn install_process_default() {
 /// A client configuration trusting the public roots and, when given, the
 /// certificates in `extra_ca_file`.
 pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    client_config_with_identity(extra_ca_file, None)
+}
+
+/// [`client_config`] that also presents `identity` when the server asks
+/// for a client certificate.
+pub fn client_config_with_identity(
+    extra_ca_file: Option<&Path>,
+    identity: Option<ClientIdentity>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -66,10 +124,13 @@ pub fn client_config(extra_ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, 
             roots.add(cert)?;
         }
     }
-    let config = ClientConfig::builder_with_provider(crypto_provider())
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some(ClientIdentity { chain, key }) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 
@@ -93,6 +154,22 @@ mod tests {
         std::fs::write(&empty, "not a certificate").unwrap();
         let err = client_config(Some(&empty)).unwrap_err();
         assert!(err.to_string().contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_client_identity_needs_a_certificate_and_an_unencrypted_key() {
+        let leaf = rcgen::generate_simple_self_signed(vec!["writer".into()]).unwrap();
+        let chain = leaf.cert.pem();
+        let key = leaf.signing_key.serialize_pem();
+        let identity = ClientIdentity::from_pem(chain.as_bytes(), key.as_bytes()).unwrap();
+        client_config_with_identity(None, Some(identity)).unwrap();
+
+        let err = ClientIdentity::from_pem(b"", key.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        let encrypted =
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = ClientIdentity::from_pem(chain.as_bytes(), encrypted.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
     }
 
     #[test]

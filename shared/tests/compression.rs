@@ -1,29 +1,21 @@
-//! Every `KAFKA_COMPRESSION` codec against a real broker (tansu, started by
-//! `make test`), read back by a consumer that shares no code with the
-//! producer: kafka-python, through `compression_readback.py` beside this
-//! file.
+//! Every `KAFKA_COMPRESSION` codec against the broker of record (Apache
+//! Kafka, started by `make test`), read back by a consumer that shares no
+//! code with the producer: kafka-python, through
+//! [`test_support::read_back`].
 //!
 //! For each codec the test checks what a consumer application sees (every
 //! value and key equal, in input order per partition) and what the broker
 //! holds (every record batch flagged with that codec and smaller than the
 //! values it carries), so a producer that silently sent uncompressed
 //! batches fails it.
-//!
-//! The Python comes from `KAFKA_TEST_PYTHON`, or else the project's
-//! `.venv`, where `scripts/tools.sh broker` installs kafka-python and its
-//! codec packages.
 
 // Test set-up may unwrap: a panic here is a failed test, not lost data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use lambda_stream_kit::kafka::{Compression, KafkaConfig, KafkaProducer, OutgoingRecord};
-use serde_json::Value;
 use tokio::time::Instant;
 
 const PARTITIONS: i32 = 3;
@@ -47,43 +39,9 @@ fn record(i: usize) -> OutgoingRecord {
     }
 }
 
-fn python() -> PathBuf {
-    match std::env::var_os("KAFKA_TEST_PYTHON") {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
-    }
-}
-
-async fn read_back(broker: &str, topic: &str) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compression_readback.py");
-    let python = python();
-    let output = tokio::process::Command::new(&python)
-        .arg(&script)
-        .args([broker, topic, &PARTITIONS.to_string(), &RECORDS.to_string()])
-        .output()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {}: {e} (run `scripts/tools.sh broker`, or set KAFKA_TEST_PYTHON)",
-                python.display()
-            )
-        });
-    assert!(
-        output.status.success(),
-        "{} failed: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn bytes_of(field: &Value) -> Option<Vec<u8>> {
-    field.as_str().map(|text| BASE64.decode(text).unwrap())
-}
-
 /// Produces [`RECORDS`] records with `codec` and checks them as kafka-python
 /// reads them; `wire` is the codec's number in the batch attributes.
-async fn lands_compressed_and_reads_back_equal(codec: Compression, wire: u64) {
+async fn lands_compressed_and_reads_back_equal(codec: Compression, wire: u8) {
     let broker = test_support::broker();
     let topic = test_support::unique_topic(&format!("compression-{codec}"));
     test_support::create_topic(&broker, &topic, PARTITIONS)
@@ -113,12 +71,14 @@ async fn lands_compressed_and_reads_back_equal(codec: Compression, wire: u64) {
             .push((delivery.offset, &records[i]));
     }
 
-    let landed = read_back(&broker, &topic).await;
-    for partition in 0..i64::from(PARTITIONS) {
-        let want = expected.get(&partition).map_or(&[][..], Vec::as_slice);
-        let got = landed["consumed"][partition.to_string()]
-            .as_array()
-            .unwrap();
+    let landed = test_support::read_back(&broker, &topic, PARTITIONS, RECORDS)
+        .await
+        .unwrap();
+    for partition in 0..PARTITIONS {
+        let want = expected
+            .get(&i64::from(partition))
+            .map_or(&[][..], Vec::as_slice);
+        let got = &landed.consumed[&partition];
         assert_eq!(
             got.len(),
             want.len(),
@@ -126,47 +86,42 @@ async fn lands_compressed_and_reads_back_equal(codec: Compression, wire: u64) {
         );
         for (position, (entry, (offset, record))) in got.iter().zip(want).enumerate() {
             assert_eq!(
-                entry[0].as_i64(),
-                Some(*offset),
+                entry.offset, *offset,
                 "{codec}: partition {partition}, record {position} is out of order"
             );
             assert_eq!(
-                bytes_of(&entry[1]),
-                record.key,
+                entry.key, record.key,
                 "{codec}: key at p{partition}@{offset}"
             );
             assert_eq!(
-                bytes_of(&entry[2]),
-                record.value,
+                entry.value, record.value,
                 "{codec}: value at p{partition}@{offset}"
             );
         }
 
-        let batches = landed["batches"][partition.to_string()].as_array().unwrap();
+        let batches = &landed.batches[&partition];
         assert!(
             !want.is_empty() && !batches.is_empty(),
             "{codec}: partition {partition} got no records; pick keys that reach every partition"
         );
-        let in_batches: u64 = batches.iter().map(|b| b["records"].as_u64().unwrap()).sum();
-        assert_eq!(in_batches, want.len() as u64, "{codec}: p{partition}");
+        let in_batches: usize = batches.iter().map(|b| b.records).sum();
+        assert_eq!(in_batches, want.len(), "{codec}: p{partition}");
         for batch in batches {
             assert_eq!(
-                batch["compression"].as_u64(),
-                Some(wire),
+                batch.compression, wire,
                 "{codec}: the batch at p{partition}@{} is not {codec}",
-                batch["base_offset"]
+                batch.base_offset
             );
             if codec != Compression::None {
                 // The flag alone could lie; the size cannot.
-                let first = batch["base_offset"].as_i64().unwrap();
-                let count = batch["records"].as_u64().unwrap() as usize;
-                let values: u64 = want
+                let first = batch.base_offset;
+                let values: usize = want
                     .iter()
                     .skip_while(|(offset, _)| *offset < first)
-                    .take(count)
-                    .map(|(_, r)| r.value.as_ref().map_or(0, Vec::len) as u64)
+                    .take(batch.records)
+                    .map(|(_, r)| r.value.as_ref().map_or(0, Vec::len))
                     .sum();
-                let size = batch["bytes"].as_u64().unwrap();
+                let size = batch.bytes;
                 assert!(
                     size < values,
                     "{codec}: the batch at p{partition}@{first} is {size} bytes for {values} bytes of values"

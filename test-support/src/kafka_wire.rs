@@ -1,16 +1,12 @@
-//! The few pieces of the Kafka wire protocol that the test brokers and
-//! proxies read and write: frames, primitive types, and produce requests and
-//! responses.
+//! The few pieces of the Kafka wire protocol that the fault proxy reads and
+//! writes: frames, primitive types, and produce requests and responses.
 //!
 //! Produce is handled in its non-flexible versions (0 to 8). rskafka 0.6
 //! sends versions 3 to 7 and picks the highest the broker also offers, which
-//! against tansu 0.6 is 7; the flexible versions (9 and later, compact
+//! against Apache Kafka 3.9 and 4.x is 7; the flexible versions (9 and later, compact
 //! encodings and tagged fields) never reach these helpers.
 
 use std::io;
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
 /// Kafka API keys, as the first field of every request header carries them.
 pub mod api_key {
     /// Produce.
@@ -31,9 +27,6 @@ pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 /// Produce requests and responses switch to compact encodings here.
 const FIRST_FLEXIBLE_PRODUCE: i16 = 9;
 
-/// Far above any request the test brokers handle before relaying.
-const MAX_FRAME: usize = 1 << 20;
-
 /// A response frame (without its length): the header, then `body`.
 pub(super) fn response(correlation_id: i32, flexible_header: bool, body: &[u8]) -> Vec<u8> {
     let mut frame = correlation_id.to_be_bytes().to_vec();
@@ -49,35 +42,8 @@ pub(super) fn put_string(out: &mut Vec<u8>, text: &str) {
     out.extend(text.as_bytes());
 }
 
-pub(super) fn put_uvarint(out: &mut Vec<u8>, mut value: usize) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 fn put_array_len(out: &mut Vec<u8>, len: usize) {
     out.extend(i32::try_from(len).unwrap_or(i32::MAX).to_be_bytes());
-}
-
-pub(super) async fn read_frame(from: &mut (impl AsyncRead + Unpin)) -> io::Result<Vec<u8>> {
-    let length = usize::try_from(from.read_i32().await?)
-        .ok()
-        .filter(|&n| n <= MAX_FRAME)
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
-    let mut frame = vec![0; length];
-    from.read_exact(&mut frame).await?;
-    Ok(frame)
-}
-
-pub(super) async fn write_frame(
-    to: &mut (impl AsyncWrite + Unpin),
-    frame: &[u8],
-) -> io::Result<()> {
-    let length = i32::try_from(frame.len()).map_err(|_| io::ErrorKind::InvalidData)?;
-    to.write_all(&length.to_be_bytes()).await?;
-    to.write_all(frame).await
 }
 
 /// `frame` with its 4-byte length in front, as it goes on the wire.
@@ -142,18 +108,6 @@ impl<'a> Reader<'a> {
         length(n.into())
     }
 
-    pub(super) fn uvarint(&mut self) -> io::Result<usize> {
-        let mut value = 0usize;
-        for shift in (0..35).step_by(7) {
-            let byte = self.take(1)?[0];
-            value |= usize::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(io::ErrorKind::InvalidData.into())
-    }
-
     pub(super) fn string(&mut self) -> io::Result<String> {
         let n = self.i16()?;
         let n = length(n.into())?;
@@ -172,21 +126,6 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    pub(super) fn skip_tagged_fields(&mut self) -> io::Result<()> {
-        for _ in 0..self.uvarint()? {
-            self.uvarint()?;
-            let size = self.uvarint()?;
-            self.take(size)?;
-        }
-        Ok(())
-    }
-
-    pub(super) fn bytes(&mut self) -> io::Result<&'a [u8]> {
-        let n = self.i32()?;
-        let n = length(n.into())?;
-        self.take(n)
-    }
-
     /// Nullable bytes; null reads as empty.
     fn nullable_bytes(&mut self) -> io::Result<&'a [u8]> {
         let n = self.i32()?;
@@ -194,14 +133,6 @@ impl<'a> Reader<'a> {
             return Ok(&[]);
         }
         self.take(length(n.into())?)
-    }
-
-    pub(super) fn compact_bytes(&mut self) -> io::Result<&'a [u8]> {
-        let n = self
-            .uvarint()?
-            .checked_sub(1)
-            .ok_or(io::ErrorKind::InvalidData)?;
-        self.take(n)
     }
 }
 

@@ -8,18 +8,18 @@
 //! | item | what it is |
 //! |---|---|
 //! | [`broker`], [`unique_topic`], [`create_topic`], [`read_topic`], … | the shared test broker (`KAFKA_TEST_BROKER`) and plain rskafka reads |
-//! | [`PrivateBroker`] | a tansu of the test's own (`TANSU_BIN`) |
+//! | [`listeners`], [`admin`], [`read_back`] | the shared broker's every listener (`KAFKA_TEST_LISTENERS`), Kafka's Admin client, and kafka-python reading a topic back |
+//! | [`PrivateBroker`] | an Apache Kafka broker of the test's own, behind a front |
 //! | [`FaultProxy`] | a TCP relay that delays, stalls or cuts traffic and counts requests |
-//! | [`OauthBearerGate`] | MSK's IAM check (and a SASL/PLAIN listener) in front of a plaintext broker |
-//! | [`RefusingBroker`] | a broker front that refuses some produce requests |
 //! | [`HttpStub`], [`start_expecting_failure`] | a plain HTTP/1.1 stub; a function binary started with a bad configuration |
 //! | [`kafka_mapping`], [`stream_mapping`] | Lambda's Kafka and DynamoDB Streams/Kinesis event source mappings |
 //! | [`transfer_engine`] | the Transferia transfer engine's side of a transformation call |
 //! | [`live`], [`http_client`] | the same mappings run live against moto, the broker and `cargo lambda watch` (`mapping-runner`) |
 //! | [`free_port`], [`context_expiring_in`], [`lambda_reads_level`] | the small helpers |
 //!
-//! The broker comes from `KAFKA_TEST_BROKER` (`host:port`), which
-//! `make test` sets after starting the local broker. Tests that need it are
+//! The broker is Apache Kafka, started by `scripts/kafka.sh`. Its address
+//! comes from `KAFKA_TEST_BROKER` (`host:port`), which `make test` sets
+//! after starting it. Tests that need it are
 //! marked `#[ignore]`, so a plain `cargo test` lists them as skipped rather
 //! than passing them vacuously; `make test` runs them with
 //! `--include-ignored`.
@@ -31,19 +31,20 @@ pub mod bench;
 mod fault_proxy;
 pub mod http_client;
 mod http_stub;
+mod kafka_broker;
 pub mod kafka_mapping;
 mod kafka_wire;
 pub mod live;
-mod oauth_gate;
-mod refusing_broker;
 pub mod stream_mapping;
 pub mod transfer_engine;
 
 pub use fault_proxy::{Fault, FaultProxy, Traffic};
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
+pub use kafka_broker::{
+    admin, create_secret, listeners, moto, read_back, ConsumedRecord, IamCredentials, ListenerMode,
+    Listeners, PrivateBroker, ReadBack, StoredBatch,
+};
 pub use kafka_wire::{api_key, NOT_LEADER_OR_FOLLOWER};
-pub use oauth_gate::{GateLog, OauthBearerGate};
-pub use refusing_broker::RefusingBroker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -141,9 +142,8 @@ pub async fn read_partition_with(
         let Ok(fetched) = tokio::time::timeout_at(stop, fetch).await else {
             break;
         };
-        // tansu 0.6 reports a partition's high watermark as the base offset
-        // of its last record batch plus one, so only an empty fetch proves
-        // the end was reached.
+        // Only an empty fetch proves the end was reached: the records of a
+        // produce may still be on their way.
         let (batch, _high_watermark) = fetched?;
         let caught_up = batch.is_empty();
         if let Some(last) = batch.last() {
@@ -216,86 +216,5 @@ pub fn lambda_reads_level(line: &serde_json::Value) -> &str {
     match line["level"].as_str() {
         Some(level) if stamped && LAMBDA_LEVELS.contains(&level) => level,
         _ => "INFO",
-    }
-}
-
-/// A private tansu broker for tests that need to break the network between
-/// the producer and the broker. It listens on a plaintext port and
-/// advertises `advertised_port`, where a [`FaultProxy`] (or a TLS proxy)
-/// stands. Killed on drop.
-#[derive(Debug)]
-pub struct PrivateBroker {
-    child: tokio::process::Child,
-    /// The broker's own (plaintext) address.
-    pub direct: String,
-}
-
-impl PrivateBroker {
-    /// A broker that advertises a [`FaultProxy`] in front of it, so that
-    /// every connection a client makes, leaders included, goes through the
-    /// proxy. Clients bootstrap from [`FaultProxy::address`].
-    pub async fn start_behind_proxy() -> (Self, FaultProxy) {
-        let proxy_port = free_port();
-        let broker = Self::start("127.0.0.1", proxy_port).await;
-        let proxy = FaultProxy::start(proxy_port, broker.direct.clone()).await;
-        (broker, proxy)
-    }
-
-    /// Starts tansu (`TANSU_BIN`) and waits until it accepts connections.
-    #[allow(clippy::panic)]
-    pub async fn start(advertised_host: &str, advertised_port: u16) -> Self {
-        let bin = std::env::var("TANSU_BIN")
-            .unwrap_or_else(|_| panic!("TANSU_BIN is not set: run `make test`"));
-        let port = free_port();
-        let child = tokio::process::Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-                "--advertised-listener-url",
-                &format!("tcp://{advertised_host}:{advertised_port}"),
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start tansu: {e}"));
-        let direct = format!("127.0.0.1:{port}");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(&direct).await.is_ok() {
-                return Self { child, direct };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("tansu did not open {direct}");
-    }
-
-    /// Creates a topic with tansu's own command, talking to the broker
-    /// directly (its advertised address may be a proxy that is down).
-    #[allow(clippy::panic)]
-    pub async fn create_topic(&self, topic: &str, partitions: i32) {
-        let bin = std::env::var("TANSU_BIN").unwrap_or_default();
-        let status = tokio::process::Command::new(bin)
-            .args([
-                "topic",
-                "create",
-                topic,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-            ])
-            .arg(format!("tcp://{}", self.direct))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .await;
-        assert!(
-            matches!(status, Ok(s) if s.success()),
-            "topic create failed: {status:?}"
-        );
-    }
-
-    /// Stops the broker now.
-    pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
     }
 }

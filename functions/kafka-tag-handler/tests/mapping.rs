@@ -392,48 +392,42 @@ async fn a_bad_record_too_large_to_dead_letter_lands_as_a_stub_in_either_mode() 
 #[tokio::test]
 #[ignore = "needs a broker: make test runs it"]
 async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
-    use test_support::{PrivateBroker, RefusingBroker};
     let mut records = source_records();
-    // Offset 5 (partition 2) tags to an event the broker will refuse.
-    let refused = json!({"url": "https://shop.example/p/REFUSE-ME", "visitor_id": "v-5"});
+    // Offset 5 (partition 2) tags to an event larger than the response
+    // topic's max.message.bytes, which the broker refuses
+    // (MESSAGE_TOO_LARGE): first the whole request of its partition, then,
+    // sent one per request on the retry, that record alone.
+    let padding: String = (0..3_000)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let refused =
+        json!({"url": format!("https://shop.example/p/big?pad={padding}"), "visitor_id": "v-5"});
     records[5].json["value"] =
         json!(base64::engine::general_purpose::STANDARD.encode(refused.to_string()));
     for mode in MODES {
         eprintln!("{mode}");
-        let front = test_support::free_port();
-        let broker = PrivateBroker::start("127.0.0.1", front).await;
-        // MESSAGE_TOO_LARGE (10) for any produce to a response topic that
-        // carries the marker: first the whole request of partition 2, then,
-        // sent one per request on the retry, that record alone.
-        let refuser = RefusingBroker::start(
-            front,
-            broker.direct.clone(),
-            "tag-map-response",
-            b"REFUSE-ME",
-            10,
+        let mut case = Case::new(mode, None, (false, true)).await;
+        let response = case.app.config.response_topic.clone().unwrap();
+        test_support::admin(
+            &test_support::broker(),
+            &["create-topic", &response, "3", "max.message.bytes=2500"],
         )
-        .await;
-        let mut case = Case::on(
-            broker.direct.clone(),
-            format!("127.0.0.1:{front}"),
-            mode,
-            None,
-            (true, true),
-        )
-        .await;
-        // The refuser looks for the marker in the request's bytes, which a
-        // codec would hide.
-        let mut uncompressed = KafkaConfig::plaintext(vec![format!("127.0.0.1:{front}")]);
+        .await
+        .unwrap();
+        // The topic's limit is on the batch as stored, so no codec.
+        let mut uncompressed = KafkaConfig::plaintext(vec![test_support::broker()]);
         uncompressed.compression = lambda_stream_kit::kafka::Compression::None;
         case.app.sink = KafkaProducer::new(uncompressed);
         let (run, logs) = drive_records(mode, &case, &records, |_| None).await;
         let places = account_for(&case, &run, &logs, &records).await;
         expect(&places, &[(Place::Response, 9), (Place::ErrorTopic, 3)]);
-        assert!(refuser.refused() >= 2, "refused as a batch, then alone");
+        assert!(
+            logs.text().contains("MessageTooLarge"),
+            "the broker's own refusal"
+        );
         assert!(
             logs.text().contains("rejected-by-broker"),
             "the dead letter says why"
         );
-        broker.stop().await;
     }
 }

@@ -1,4 +1,5 @@
-//! SASL authentication: MSK IAM tokens and SCRAM/PLAIN credentials.
+//! Authentication: MSK IAM tokens, SCRAM/PLAIN credentials and `mtls`
+//! client certificates.
 //!
 //! An MSK IAM token is a base64url SigV4-presigned `kafka-cluster:Connect`
 //! URL valid for 15 minutes. rskafka asks for one on every new broker
@@ -38,6 +39,67 @@ pub enum AuthError {
     /// The secret is not `{"username": …, "password": …}`.
     #[error("the Kafka credentials secret must be JSON with string fields username and password")]
     SecretFormat,
+    /// The `mtls` secret is not `{"certificate": …, "privateKey": …}`.
+    #[error("the Kafka client certificate secret must be JSON with string fields certificate and privateKey (PEM)")]
+    CertificateSecretFormat,
+    /// The `mtls` secret names a key password: the key is encrypted.
+    #[error("the client certificate's private key is encrypted (privateKeyPassword is set); store the key unencrypted in the secret, which Secrets Manager encrypts at rest")]
+    EncryptedKey,
+    /// The certificate files could not be read.
+    #[error("cannot read the client certificate file {path}")]
+    CertificateFile {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The chain or key is not usable.
+    #[error(transparent)]
+    Identity(#[from] crate::tls::TlsError),
+}
+
+/// Reads an `mtls` client identity from the Secrets Manager form Lambda's
+/// `CLIENT_CERTIFICATE_TLS_AUTH` uses: `{"certificate": "<PEM chain, leaf
+/// first>", "privateKey": "<PEM key>", "privateKeyPassword"?: …}`. An
+/// encrypted key (a password given) is refused with its own error.
+pub fn client_identity_from_secret_json(
+    text: &Secret,
+) -> Result<crate::tls::ClientIdentity, AuthError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Raw {
+        certificate: String,
+        private_key: String,
+        #[serde(default)]
+        private_key_password: Option<String>,
+    }
+    let raw: Raw =
+        serde_json::from_str(text.expose()).map_err(|_| AuthError::CertificateSecretFormat)?;
+    if raw.private_key_password.is_some_and(|p| !p.is_empty()) {
+        return Err(AuthError::EncryptedKey);
+    }
+    Ok(crate::tls::ClientIdentity::from_pem(
+        raw.certificate.as_bytes(),
+        raw.private_key.as_bytes(),
+    )?)
+}
+
+/// Reads an `mtls` client identity from PEM files (local runs).
+pub fn client_identity_from_files(
+    chain: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<crate::tls::ClientIdentity, AuthError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| AuthError::CertificateFile {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    Ok(crate::tls::ClientIdentity::from_pem(
+        &read(chain)?,
+        &read(key)?,
+    )?)
 }
 
 struct CachedToken {
@@ -72,6 +134,23 @@ impl IamTokenProvider {
             cache: Mutex::new(None),
             last_error: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A provider signing with fixed keys: local brokers that check IAM
+    /// tokens (the test broker's IAM listeners) rather than AWS itself.
+    pub fn from_static_keys(
+        region: impl Into<String>,
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        let credentials = aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "static keys",
+        );
+        Self::new(region, SharedCredentialsProvider::new(credentials))
     }
 
     /// Replaces cached tokens after `max_age` even when they are still
@@ -201,7 +280,7 @@ impl UserPassword {
             AuthMode::ScramSha512 => Some(SaslConfig::ScramSha512(credentials)),
             AuthMode::ScramSha256 => Some(SaslConfig::ScramSha256(credentials)),
             AuthMode::Plain => Some(SaslConfig::Plain(credentials)),
-            AuthMode::Iam | AuthMode::None => None,
+            AuthMode::Iam | AuthMode::ClientCertificate | AuthMode::None => None,
         }
     }
 }

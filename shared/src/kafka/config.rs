@@ -4,10 +4,11 @@
 //! |---|---|---|
 //! | `KAFKA_BOOTSTRAP_SERVERS` | comma-separated `host:port` list | — |
 //! | `MSK_CLUSTER_ARN` | used instead of the list: brokers come from `GetBootstrapBrokers` | — |
-//! | `KAFKA_AUTH` | `iam`, `scram-sha-512`, `scram-sha-256`, `plain` or `none` | `iam` with an MSK ARN, else `none` |
-//! | `KAFKA_TLS` | `true` / `false` | `false` for `none`, else `true` |
+//! | `KAFKA_AUTH` | `iam`, `scram-sha-512`, `scram-sha-256`, `plain`, `mtls` (client certificate) or `none` | `iam` with an MSK ARN, else `none` |
+//! | `KAFKA_TLS` | `true` / `false` (`mtls` needs `true`) | `false` for `none`, else `true` |
 //! | `KAFKA_TLS_CA_FILE` | extra PEM CA to trust (private CAs, tests) | public roots only |
-//! | `KAFKA_SECRET_ARN` | Secrets Manager secret `{"username","password"}` for SCRAM/PLAIN | — |
+//! | `KAFKA_SECRET_ARN` | Secrets Manager secret: `{"username","password"}` for SCRAM/PLAIN; `{"certificate","privateKey"}` (PEM chain, leaf first; unencrypted PEM key) for `mtls`, as Lambda's `CLIENT_CERTIFICATE_TLS_AUTH` secret holds them | — |
+//! | `KAFKA_CLIENT_CERTIFICATE_FILE` / `KAFKA_CLIENT_KEY_FILE` | local runs only: the `mtls` chain and key as PEM files; `KAFKA_CLIENT_KEY_FILE` is refused in Lambda | — |
 //! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials; `KAFKA_PASSWORD` is refused in Lambda ([`crate::config::Env::in_lambda`]) | — |
 //! | `KAFKA_MAX_MESSAGE_BYTES` | largest record accepted, and the size of one produce batch | 1048576 (MSK's default) |
 //! | `KAFKA_CLIENT_ID` | client id sent to the broker | the function name |
@@ -44,6 +45,10 @@ pub enum AuthMode {
     ScramSha256,
     /// SASL/PLAIN.
     Plain,
+    /// TLS client authentication: a client certificate, no SASL (MSK's TLS
+    /// listener with client authentication, Lambda's
+    /// `CLIENT_CERTIFICATE_TLS_AUTH`).
+    ClientCertificate,
     /// No authentication.
     None,
 }
@@ -63,8 +68,9 @@ impl FromStr for AuthMode {
             "scram-sha-512" => Ok(Self::ScramSha512),
             "scram-sha-256" => Ok(Self::ScramSha256),
             "plain" => Ok(Self::Plain),
+            "mtls" => Ok(Self::ClientCertificate),
             "none" => Ok(Self::None),
-            _ => Err("expected iam, scram-sha-512, scram-sha-256, plain or none".into()),
+            _ => Err("expected iam, scram-sha-512, scram-sha-256, plain, mtls or none".into()),
         }
     }
 }
@@ -76,6 +82,7 @@ impl fmt::Display for AuthMode {
             Self::ScramSha512 => "scram-sha-512",
             Self::ScramSha256 => "scram-sha-256",
             Self::Plain => "plain",
+            Self::ClientCertificate => "mtls",
             Self::None => "none",
         })
     }
@@ -139,17 +146,26 @@ impl From<Compression> for rskafka::client::partition::Compression {
     }
 }
 
-/// Where SCRAM/PLAIN credentials come from.
+/// Where the auth mode's credentials come from: a SCRAM/PLAIN user or an
+/// `mtls` client certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialSource {
-    /// A Secrets Manager secret holding `{"username": …, "password": …}`.
+    /// A Secrets Manager secret: `{"username": …, "password": …}` for
+    /// SCRAM/PLAIN, `{"certificate": …, "privateKey": …}` for `mtls`.
     SecretArn(String),
-    /// Given inline (local runs only).
+    /// A user given inline (local runs only).
     Inline {
         /// The user name.
         username: String,
         /// The password, never printed.
         password: Secret,
+    },
+    /// A client certificate chain and key in PEM files (local runs only).
+    CertificateFiles {
+        /// The chain, leaf first.
+        chain: PathBuf,
+        /// The private key.
+        key: PathBuf,
     },
 }
 
@@ -164,7 +180,8 @@ pub struct KafkaConfig {
     pub tls: bool,
     /// Extra CA certificate (PEM file) to trust.
     pub tls_ca_file: Option<PathBuf>,
-    /// SCRAM/PLAIN credentials; `None` for IAM and no auth.
+    /// SCRAM/PLAIN credentials or the `mtls` client certificate; `None`
+    /// for IAM and no auth.
     pub credentials: Option<CredentialSource>,
     /// Signing region for IAM.
     pub region: Option<String>,
@@ -211,6 +228,7 @@ impl KafkaConfig {
         // Refused whatever the auth mode: set at all, the password sits in
         // the function's configuration for anyone who can read it.
         env.local_only_secret("KAFKA_PASSWORD", "KAFKA_SECRET_ARN")?;
+        env.local_only_secret("KAFKA_CLIENT_KEY_FILE", "KAFKA_SECRET_ARN")?;
         let bootstrap = match (
             env.list("KAFKA_BOOTSTRAP_SERVERS"),
             env.optional("MSK_CLUSTER_ARN"),
@@ -236,8 +254,16 @@ impl KafkaConfig {
         };
         let auth: AuthMode = env.parse_or("KAFKA_AUTH", default_auth)?;
         let tls = env.flag_or("KAFKA_TLS", auth != AuthMode::None)?;
+        if auth == AuthMode::ClientCertificate && !tls {
+            return Err(ConfigError::Conflict(
+                "KAFKA_AUTH=mtls authenticates inside TLS: KAFKA_TLS=false cannot go with it"
+                    .into(),
+            ));
+        }
         let credentials = if auth.needs_password() {
             Some(read_credentials(env, auth)?)
+        } else if auth == AuthMode::ClientCertificate {
+            Some(read_certificate_source(env)?)
         } else {
             None
         };
@@ -313,6 +339,27 @@ fn read_credentials(env: &Env<'_>, auth: AuthMode) -> Result<CredentialSource, C
     }
 }
 
+fn read_certificate_source(env: &Env<'_>) -> Result<CredentialSource, ConfigError> {
+    if let Some(arn) = env.optional("KAFKA_SECRET_ARN") {
+        return Ok(CredentialSource::SecretArn(arn));
+    }
+    match (
+        env.optional("KAFKA_CLIENT_CERTIFICATE_FILE"),
+        env.optional("KAFKA_CLIENT_KEY_FILE"),
+    ) {
+        (Some(chain), Some(key)) => Ok(CredentialSource::CertificateFiles {
+            chain: PathBuf::from(chain),
+            key: PathBuf::from(key),
+        }),
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: "KAFKA_CLIENT_KEY_FILE",
+        }),
+        _ => Err(ConfigError::Conflict(
+            "KAFKA_AUTH=mtls needs KAFKA_SECRET_ARN (or KAFKA_CLIENT_CERTIFICATE_FILE and KAFKA_CLIENT_KEY_FILE for local runs)".into(),
+        )),
+    }
+}
+
 /// The broker string fields of a `GetBootstrapBrokers` answer.
 #[derive(Debug, Clone, Default)]
 pub struct MskBrokerStrings {
@@ -336,6 +383,7 @@ pub fn pick_msk_brokers(
         (AuthMode::Iam, _) => (&strings.sasl_iam, "SASL/IAM"),
         (AuthMode::ScramSha512 | AuthMode::ScramSha256, _) => (&strings.sasl_scram, "SASL/SCRAM"),
         (AuthMode::Plain, _) => return Err("MSK does not offer SASL/PLAIN".into()),
+        (AuthMode::ClientCertificate, _) => (&strings.tls, "TLS"),
         (AuthMode::None, true) => (&strings.tls, "TLS"),
         (AuthMode::None, false) => (&strings.plaintext, "plaintext"),
     };
@@ -405,6 +453,7 @@ mod tests {
             ("SCRAM-SHA-512", AuthMode::ScramSha512),
             ("scram-sha-256", AuthMode::ScramSha256),
             ("plain", AuthMode::Plain),
+            ("MTLS", AuthMode::ClientCertificate),
             ("none", AuthMode::None),
         ] {
             let cfg = KafkaConfig::from_env(&Env::from_pairs(&[
@@ -412,12 +461,18 @@ mod tests {
                 ("KAFKA_AUTH", text),
                 ("KAFKA_USERNAME", "u"),
                 ("KAFKA_PASSWORD", "p"),
+                ("KAFKA_CLIENT_CERTIFICATE_FILE", "/c.pem"),
+                ("KAFKA_CLIENT_KEY_FILE", "/k.pem"),
                 ("AWS_REGION", "us-east-1"),
             ]))
             .unwrap();
             assert_eq!(cfg.auth, mode);
             assert_eq!(cfg.tls, mode != AuthMode::None, "{text}");
-            assert_eq!(cfg.credentials.is_some(), mode.needs_password(), "{text}");
+            assert_eq!(
+                cfg.credentials.is_some(),
+                mode.needs_password() || mode == AuthMode::ClientCertificate,
+                "{text}"
+            );
         }
     }
 
@@ -467,6 +522,64 @@ mod tests {
             err.to_string(),
             r#"KAFKA_COMPRESSION="lz4hc" is invalid: expected none, gzip, snappy, lz4 or zstd"#
         );
+    }
+
+    #[test]
+    fn mtls_reads_its_certificate_from_the_secret_or_local_files_and_needs_tls() {
+        let secret = KafkaConfig::from_env(&Env::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9094"),
+            ("KAFKA_AUTH", "mtls"),
+            (
+                "KAFKA_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:cert",
+            ),
+        ]))
+        .unwrap();
+        assert!(matches!(
+            secret.credentials,
+            Some(CredentialSource::SecretArn(_))
+        ));
+        assert!(secret.tls);
+
+        let local = [
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9094"),
+            ("KAFKA_AUTH", "mtls"),
+            ("KAFKA_CLIENT_CERTIFICATE_FILE", "/tls/client-chain.pem"),
+            ("KAFKA_CLIENT_KEY_FILE", "/tls/client.key"),
+        ];
+        let files = KafkaConfig::from_env(&Env::from_pairs(&local)).unwrap();
+        assert_eq!(
+            files.credentials,
+            Some(CredentialSource::CertificateFiles {
+                chain: "/tls/client-chain.pem".into(),
+                key: "/tls/client.key".into()
+            })
+        );
+
+        let mut in_lambda = local.to_vec();
+        in_lambda.extend([
+            ("AWS_LAMBDA_FUNCTION_NAME", "producer"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ]);
+        assert!(matches!(
+            KafkaConfig::from_env(&Env::from_pairs(&in_lambda)),
+            Err(ConfigError::LocalOnly {
+                name: "KAFKA_CLIENT_KEY_FILE",
+                ..
+            })
+        ));
+
+        let mut plaintext = local.to_vec();
+        plaintext.push(("KAFKA_TLS", "false"));
+        let err = KafkaConfig::from_env(&Env::from_pairs(&plaintext)).unwrap_err();
+        assert!(err.to_string().contains("KAFKA_TLS=false"), "{err}");
+
+        let err = KafkaConfig::from_env(&Env::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9094"),
+            ("KAFKA_AUTH", "mtls"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("KAFKA_SECRET_ARN"), "{err}");
     }
 
     #[test]
@@ -656,6 +769,10 @@ mod tests {
         assert_eq!(
             pick_msk_brokers(&strings, AuthMode::None, false).unwrap(),
             vec!["b-1:9092"]
+        );
+        assert_eq!(
+            pick_msk_brokers(&strings, AuthMode::ClientCertificate, true).unwrap(),
+            vec!["b-1:9094", "b-2:9094"]
         );
         assert!(pick_msk_brokers(&strings, AuthMode::Plain, true).is_err());
         let err = pick_msk_brokers(&MskBrokerStrings::default(), AuthMode::Iam, true).unwrap_err();

@@ -35,7 +35,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tokio::time::{timeout_at, Instant};
 
 use crate::aws;
-use crate::kafka::auth::{IamTokenProvider, UserPassword};
+use crate::kafka::auth::{self, IamTokenProvider, UserPassword};
 use crate::kafka::config::{
     pick_msk_brokers, AuthMode, Bootstrap, CredentialSource, KafkaConfig, MskBrokerStrings,
 };
@@ -268,6 +268,14 @@ impl KafkaProducer {
         self
     }
 
+    /// Uses `sdk` for AWS calls (secrets, `GetBootstrapBrokers`, IAM
+    /// credentials) instead of the configuration loaded from the
+    /// environment: a local endpoint such as moto.
+    pub fn with_sdk_config(self, sdk: aws_config::SdkConfig) -> Self {
+        let _ = self.sdk.set(sdk);
+        self
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &KafkaConfig {
         &self.config
@@ -460,8 +468,13 @@ impl KafkaProducer {
                 deadline: Some(RSKAFKA_RETRY_BUDGET),
             });
         if self.config.tls {
-            let tls = tls::client_config(self.config.tls_ca_file.as_deref())
-                .map_err(|e| ProduceError::connect_because("TLS configuration", e))?;
+            let identity = match self.config.auth {
+                AuthMode::ClientCertificate => Some(self.client_identity(deadline).await?),
+                _ => None,
+            };
+            let tls =
+                tls::client_config_with_identity(self.config.tls_ca_file.as_deref(), identity)
+                    .map_err(|e| ProduceError::connect_because("TLS configuration", e))?;
             builder = builder.tls_config(tls);
         }
         if let Some(sasl) = self.sasl_config(deadline).await? {
@@ -485,10 +498,32 @@ impl KafkaProducer {
         Ok(client)
     }
 
+    /// The `mtls` client certificate, from the secret or local files.
+    async fn client_identity(
+        &self,
+        deadline: Instant,
+    ) -> Result<tls::ClientIdentity, ProduceError> {
+        let because = |e| ProduceError::connect_because("the mtls client certificate", e);
+        match &self.config.credentials {
+            Some(CredentialSource::SecretArn(arn)) => {
+                let text = aws::secret_string(self.sdk().await, arn, deadline)
+                    .await
+                    .map_err(|e| ProduceError::connect_because("reading KAFKA_SECRET_ARN", e))?;
+                auth::client_identity_from_secret_json(&text).map_err(because)
+            }
+            Some(CredentialSource::CertificateFiles { chain, key }) => {
+                auth::client_identity_from_files(chain, key).map_err(because)
+            }
+            _ => Err(ProduceError::connect(
+                "KAFKA_AUTH=mtls needs a client certificate",
+            )),
+        }
+    }
+
     async fn sasl_config(&self, deadline: Instant) -> Result<Option<SaslConfig>, ProduceError> {
         let auth = self.config.auth;
         match auth {
-            AuthMode::None => Ok(None),
+            AuthMode::None | AuthMode::ClientCertificate => Ok(None),
             AuthMode::Iam => {
                 let provider = self
                     .iam
@@ -539,9 +574,9 @@ impl KafkaProducer {
                             ProduceError::connect_because("reading KAFKA_SECRET_ARN", e)
                         })?
                     }
-                    None => {
+                    None | Some(CredentialSource::CertificateFiles { .. }) => {
                         return Err(ProduceError::connect(format!(
-                            "KAFKA_AUTH={auth} needs credentials"
+                            "KAFKA_AUTH={auth} needs a user and password"
                         )))
                     }
                 };
@@ -599,7 +634,7 @@ impl Session {
             .filter(|&n| n > 0)
             .ok_or_else(|| ProduceError::Topic {
                 topic: topic.to_owned(),
-                reason: "does not exist (topics are not created automatically)".into(),
+                reason: "does not exist, or this principal is not allowed to describe it (topics are not created automatically; the broker hides topics a principal may not describe: check the topic ACLs or kafka-cluster:DescribeTopic)".into(),
                 source: None,
             })?;
         self.partition_counts

@@ -1,12 +1,14 @@
-"""Reads a topic back with kafka-python, for shared/tests/compression.rs.
+"""Reads a topic back with kafka-python: the independent consumer of the
+broker-backed tests (test_support::read_back), which shares no code with
+the producers under test.
 
-    .venv/bin/python shared/tests/compression_readback.py BROKER TOPIC PARTITIONS EXPECTED
+    .venv/bin/python test-support/readback.py BROKER TOPIC PARTITIONS EXPECTED
 
 Two independent reads, printed as one JSON object on stdout:
 
 * "consumed": what a real consumer (KafkaConsumer) hands its application,
-  per partition in the order it delivers them: [offset, key, value], key and
-  value base64 (null when absent). This is the path an application takes,
+  per partition in the order it delivers them: [offset, key, value, headers],
+  key and value base64 (null when absent), headers a list of [name, base64]. This is the path an application takes,
   codec included: kafka-python decompresses with its own libraries
   (python-snappy, lz4, zstandard), not rskafka's.
 * "batches": the record batches as the broker stores and serves them, from
@@ -37,26 +39,32 @@ def b64(data):
 
 
 def consume(broker, topic, partitions, expected):
+    """Every record up to the partitions' ends, once at least `expected`
+    are there (or the time is up): extra records, duplicates included,
+    show up rather than being cut off at the count."""
     consumer = KafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False,
                              api_version=API_VERSION)
     assignment = [TopicPartition(topic, p) for p in range(partitions)]
     consumer.assign(assignment)
     consumer.seek_to_beginning(*assignment)
     consumed = {str(p): [] for p in range(partitions)}
-    count = 0
     deadline = time.monotonic() + TIMEOUT_S
-    while count < expected and time.monotonic() < deadline:
+    ends = consumer.end_offsets(assignment)
+    while sum(ends.values()) < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        ends = consumer.end_offsets(assignment)
+    while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in assignment):
         for tp, records in consumer.poll(timeout_ms=500).items():
             for r in records:
-                consumed[str(tp.partition)].append([r.offset, b64(r.key), b64(r.value)])
-                count += 1
+                headers = [[name, b64(value)] for name, value in (r.headers or [])]
+                consumed[str(tp.partition)].append([r.offset, b64(r.key), b64(r.value), headers])
     consumer.close()
     return consumed
 
 
 def raw_batches(broker, topic, partitions, expected):
     client = KafkaClient(bootstrap_servers=broker, api_version=API_VERSION,
-                         client_id="compression-readback")
+                         client_id="readback")
     future = client.add_topic(topic)
     client.poll(future=future)
     batches = {str(p): [] for p in range(partitions)}
