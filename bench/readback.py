@@ -58,11 +58,10 @@ assert signed(murmur2(b"a-little-bit-long-string")) == -985981536
 
 
 def read(broker, topic, expected=None):
-    """Every record of `topic`. The broker's high watermark is not trusted:
-    tansu 0.6 reports the base offset of the last record batch plus one, so
-    it undercounts partitions written in multi-record batches. Reading goes
-    on until `expected` records are in and the broker has nothing more, or
-    until it has had nothing for a few polls."""
+    """Every record of `topic`. Reading goes on until `expected` records are
+    in and the broker has nothing more, or until it has had nothing for a
+    few polls, so a produce still landing is not cut off at a high
+    watermark read too early."""
     consumer = KafkaConsumer(bootstrap_servers=broker, group_id=None, enable_auto_commit=False,
                              request_timeout_ms=30000)
     try:

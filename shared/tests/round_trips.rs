@@ -1,6 +1,7 @@
 //! What the producer asks the broker, request by request, counted by a
-//! [`FaultProxy`] that every connection goes through: the broker (tansu,
-//! `TANSU_BIN`) advertises the proxy, so leader connections cross it too.
+//! [`FaultProxy`] that every connection goes through: the broker (a private
+//! Apache Kafka, [`PrivateBroker`]) advertises the proxy, so leader
+//! connections cross it too.
 //!
 //! A warm invocation must cost only its produce requests; a leader change
 //! must cost one leader lookup and lose or duplicate nothing.
@@ -145,7 +146,7 @@ async fn copies(rig: &Rig, topic: &str, expected: usize) -> BTreeMap<String, usi
 /// whether it leads), 7 ApiVersions and 7 connections (one per partition
 /// client, all to the one broker), the partition clients concurrently.
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_warm_invocation_asks_for_nothing_but_its_produce_requests() {
     let topic = "round-trips";
     let rig = rig(topic).await;
@@ -190,7 +191,7 @@ async fn a_warm_invocation_asks_for_nothing_but_its_produce_requests() {
 }
 
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_leader_change_costs_one_leader_lookup_and_loses_or_duplicates_nothing() {
     let topic = "leader-change";
     let rig = rig(topic).await;
@@ -227,7 +228,7 @@ async fn a_leader_change_costs_one_leader_lookup_and_loses_or_duplicates_nothing
 }
 
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_leader_change_after_the_append_duplicates_exactly_the_request_it_hit() {
     let topic = "leader-change-after-append";
     let rig = rig(topic).await;

@@ -1,5 +1,5 @@
-//! The producer function against a real broker (tansu, started by
-//! `make test`).
+//! The producer function against the broker of record (Apache Kafka,
+//! started by `make test`).
 
 // Test set-up may unwrap: a panic here is a failed test, not lost data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

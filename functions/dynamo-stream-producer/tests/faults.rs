@@ -80,7 +80,7 @@ async fn invoke_until_complete(
 }
 
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_broker_restart_mid_batch_is_ridden_out_inside_the_deadline() {
     let rig = rig("8192").await;
     // The broker goes down after some requests went through (every
@@ -106,7 +106,7 @@ async fn a_broker_restart_mid_batch_is_ridden_out_inside_the_deadline() {
 }
 
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_black_holed_broker_gets_a_partial_answer_and_the_retry_completes() {
     let rig = rig("8192").await;
     // Some requests get through, then the broker swallows everything.
@@ -120,7 +120,7 @@ async fn a_black_holed_broker_gets_a_partial_answer_and_the_retry_completes() {
 }
 
 #[tokio::test]
-#[ignore = "needs tansu: make test runs it"]
+#[ignore = "needs a broker: make test runs it"]
 async fn a_slow_broker_gets_a_partial_answer_and_the_retry_completes() {
     let rig = rig("8192").await;
     rig.proxy.set(Fault::Delay(Duration::from_millis(150)));
