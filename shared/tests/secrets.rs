@@ -33,6 +33,7 @@ async fn scram_passwords_stay_out_of_logs_and_debug_output() {
         ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1"),
         ("KAFKA_AUTH", "scram-sha-512"),
         ("KAFKA_TLS", "false"),
+        ("KAFKA_ALLOW_PLAINTEXT_SASL", "true"),
         ("KAFKA_USERNAME", "svc-producer"),
         ("KAFKA_PASSWORD", PASSWORD),
     ]))

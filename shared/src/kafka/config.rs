@@ -9,6 +9,7 @@
 //! | `KAFKA_TLS_CA_FILE` | extra PEM CA to trust (private CAs, tests) | public roots only |
 //! | `KAFKA_SECRET_ARN` | Secrets Manager secret: `{"username","password"}` for SCRAM/PLAIN; `{"certificate","privateKey"}` (PEM chain, leaf first; unencrypted PEM key) for `mtls`, as Lambda's `CLIENT_CERTIFICATE_TLS_AUTH` secret holds them | — |
 //! | `KAFKA_CLIENT_CERTIFICATE_FILE` / `KAFKA_CLIENT_KEY_FILE` | local runs only: the `mtls` chain and key as PEM files; `KAFKA_CLIENT_KEY_FILE` is refused in Lambda | — |
+//! | `KAFKA_ALLOW_PLAINTEXT_SASL` | local brokers only: `true` lets a password or token mode run without TLS; refused in Lambda | `false` |
 //! | `KAFKA_USERNAME` / `KAFKA_PASSWORD` | local runs only: inline SCRAM/PLAIN credentials; `KAFKA_PASSWORD` is refused in Lambda ([`crate::config::Env::in_lambda`]) | — |
 //! | `KAFKA_MAX_MESSAGE_BYTES` | largest record accepted, and the size of one produce batch | 1048576 (MSK's default) |
 //! | `KAFKA_CLIENT_ID` | client id sent to the broker | the function name |
@@ -254,6 +255,7 @@ impl KafkaConfig {
         };
         let auth: AuthMode = env.parse_or("KAFKA_AUTH", default_auth)?;
         let tls = env.flag_or("KAFKA_TLS", auth != AuthMode::None)?;
+        refuse_secrets_in_the_clear(env, auth, tls)?;
         if auth == AuthMode::ClientCertificate && !tls {
             return Err(ConfigError::Conflict(
                 "KAFKA_AUTH=mtls authenticates inside TLS: KAFKA_TLS=false cannot go with it"
@@ -337,6 +339,30 @@ fn read_credentials(env: &Env<'_>, auth: AuthMode) -> Result<CredentialSource, C
             "KAFKA_AUTH={auth} needs KAFKA_SECRET_ARN (or KAFKA_USERNAME and KAFKA_PASSWORD for local runs)"
         ))),
     }
+}
+
+/// A password or an IAM token never crosses a plaintext connection: SASL
+/// without TLS refuses to start (MSK's IAM listener needs TLS anyway). A
+/// local broker without TLS may be allowed with
+/// `KAFKA_ALLOW_PLAINTEXT_SASL=true`, which is itself refused in Lambda.
+fn refuse_secrets_in_the_clear(
+    env: &Env<'_>,
+    auth: AuthMode,
+    tls: bool,
+) -> Result<(), ConfigError> {
+    let allowed = env.flag_or("KAFKA_ALLOW_PLAINTEXT_SASL", false)?;
+    if allowed && env.in_lambda() {
+        return Err(ConfigError::Conflict(
+            "KAFKA_ALLOW_PLAINTEXT_SASL is for local brokers only and is refused in Lambda".into(),
+        ));
+    }
+    let sends_a_secret = auth.needs_password() || auth == AuthMode::Iam;
+    if sends_a_secret && !tls && !allowed {
+        return Err(ConfigError::Conflict(format!(
+            "KAFKA_AUTH={auth} would send a password or token in the clear: it needs KAFKA_TLS=true (KAFKA_ALLOW_PLAINTEXT_SASL=true allows a local broker without TLS)"
+        )));
+    }
+    Ok(())
 }
 
 fn read_certificate_source(env: &Env<'_>) -> Result<CredentialSource, ConfigError> {
@@ -580,6 +606,54 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("KAFKA_SECRET_ARN"), "{err}");
+    }
+
+    #[test]
+    fn a_password_or_token_mode_without_tls_refuses_to_start_unless_allowed_locally() {
+        for auth in ["scram-sha-512", "scram-sha-256", "plain", "iam"] {
+            let base = [
+                ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
+                ("KAFKA_AUTH", auth),
+                ("KAFKA_TLS", "false"),
+                ("KAFKA_USERNAME", "u"),
+                ("KAFKA_PASSWORD", "p"),
+                ("AWS_REGION", "us-east-1"),
+            ];
+            let err = KafkaConfig::from_env(&Env::from_pairs(&base)).unwrap_err();
+            assert!(err.to_string().contains("in the clear"), "{auth}: {err}");
+
+            let mut local = base.to_vec();
+            local.push(("KAFKA_ALLOW_PLAINTEXT_SASL", "true"));
+            let cfg = KafkaConfig::from_env(&Env::from_pairs(&local)).unwrap();
+            assert!(!cfg.tls, "{auth}");
+
+            // In Lambda the override itself is refused (and the inline
+            // password too, for the password modes).
+            let mut in_lambda: Vec<_> = local
+                .iter()
+                .filter(|(k, _)| *k != "KAFKA_PASSWORD")
+                .copied()
+                .collect();
+            in_lambda.extend([
+                (
+                    "KAFKA_SECRET_ARN",
+                    "arn:aws:secretsmanager:us-east-1:1:secret:k",
+                ),
+                ("AWS_LAMBDA_FUNCTION_NAME", "producer"),
+                ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ]);
+            let err = KafkaConfig::from_env(&Env::from_pairs(&in_lambda)).unwrap_err();
+            assert!(
+                err.to_string().contains("refused in Lambda"),
+                "{auth}: {err}"
+            );
+        }
+        // No secret, no TLS needed.
+        assert!(KafkaConfig::from_env(&Env::from_pairs(&[
+            ("KAFKA_BOOTSTRAP_SERVERS", "b:9092"),
+            ("KAFKA_AUTH", "none"),
+        ]))
+        .is_ok());
     }
 
     #[test]

@@ -198,12 +198,18 @@ pub(crate) fn record_fits(record: &OutgoingRecord, max_message_bytes: usize) -> 
     record.size() + RECORD_OVERHEAD + BATCH_OVERHEAD <= max_message_bytes
 }
 
+/// The partitions whose records go one per request (see [`Session`]).
+type Isolated = Arc<Mutex<BTreeSet<(String, i32)>>>;
+
 /// The per-record outcome of [`KafkaProducer::produce`], in input order.
 pub type ProduceOutcome = Result<Delivery, ProduceError>;
 
 /// A Kafka producer for one cluster, shared across invocations.
 pub struct KafkaProducer {
     config: KafkaConfig,
+    /// Outlives sessions: a session dropped after a refusal under SCRAM or
+    /// PLAIN must not send the refused request whole again.
+    isolate: Isolated,
     iam: OnceCell<Arc<IamTokenProvider>>,
     sdk: OnceCell<aws_config::SdkConfig>,
     session: Mutex<Option<Arc<Session>>>,
@@ -237,8 +243,9 @@ struct Session {
     partition_clients: Mutex<HashMap<(String, i32), Arc<PartitionClient>>>,
     /// Partitions whose next records go one per request: the broker
     /// rejected a request of several records as a whole, and only a request
-    /// of one names the record at fault (see [`send_partition`]).
-    isolate: Mutex<BTreeSet<(String, i32)>>,
+    /// of one names the record at fault (see [`send_partition`]). Shared
+    /// with the producer, so a dropped session does not forget it.
+    isolate: Isolated,
 }
 
 impl KafkaProducer {
@@ -246,6 +253,7 @@ impl KafkaProducer {
     pub fn new(config: KafkaConfig) -> Self {
         Self {
             config,
+            isolate: Isolated::default(),
             iam: OnceCell::new(),
             sdk: OnceCell::new(),
             session: Mutex::new(None),
@@ -420,7 +428,7 @@ impl KafkaProducer {
             relay,
             partition_counts: Mutex::new(HashMap::new()),
             partition_clients: Mutex::new(HashMap::new()),
-            isolate: Mutex::new(BTreeSet::new()),
+            isolate: Arc::clone(&self.isolate),
         });
         *slot = Some(Arc::clone(&session));
         Ok(session)
