@@ -41,31 +41,44 @@ IAM_SHORT_TOKEN_SECONDS=${IAM_SHORT_TOKEN_SECONDS:-3}
 # SCRAM sessions end too, so a rotated password shows on the next one.
 SCRAM_REAUTH_MS=${SCRAM_REAUTH_MS:-4000}
 
-# The jars go to one folder per version, the compiled helpers to one per
-# source hash: nothing a running broker loads from is ever replaced.
-sources_hash() { cat scripts/kafka/pom.xml scripts/kafka/*.java | sha256sum | cut -c1-16; }
-CLASSES=$HOME_DIR/classes-$(sources_hash)
+# The jars go to one folder per version and pom, the compiled helpers to
+# one per source hash: nothing a running broker loads from is ever
+# replaced. Parallel tests may all ask at once, so the install holds a lock.
+# Maven's repository follows $HOME (the JVM's own user.home does not).
+sources_hash() { cat "$@" | sha256sum | cut -c1-16; }
+CLASSES=$HOME_DIR/classes-$(sources_hash scripts/kafka/pom.xml scripts/kafka/*.java)
+LIBS_STAMP="$VERSION $(sources_hash scripts/kafka/pom.xml)"
+MAVEN_REPO=${KAFKA_MAVEN_REPO:-$HOME/.m2/repository}
+
+installed() { [ -f "$HOME_DIR/.installed" ] && [ "$(cat "$HOME_DIR/.installed")" = "$LIBS_STAMP" ] && [ -d "$CLASSES" ]; }
 
 install() {
-  if [ ! -f "$HOME_DIR/.installed" ]; then
-    command -v java >/dev/null && command -v mvn >/dev/null || {
-      echo "Apache Kafka needs a JDK 17 and Maven (apt-get install openjdk-17-jdk-headless maven)" >&2
-      exit 1
-    }
+  installed && return
+  command -v java >/dev/null && command -v mvn >/dev/null || {
+    echo "Apache Kafka needs a JDK 17 and Maven (apt-get install openjdk-17-jdk-headless maven)" >&2
+    exit 1
+  }
+  mkdir -p "$HOME_DIR"
+  exec 9>"$HOME_DIR/.lock"
+  flock 9
+  if ! [ -f "$HOME_DIR/.installed" ] || [ "$(cat "$HOME_DIR/.installed")" != "$LIBS_STAMP" ]; then
     echo "installing Apache Kafka $VERSION (once: Maven fetches about 45 MB)"
-    local libs=$HOME_DIR/libs.$$
+    local libs=$HOME_DIR/libs.new
     rm -rf "$libs"
-    mvn -B -q -f scripts/kafka/pom.xml -Dkafka.version="$VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs"
+    mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$MAVEN_REPO" -f scripts/kafka/pom.xml \
+      -Dkafka.version="$VERSION" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$libs" \
+      >"$HOME_DIR/maven.log" 2>&1 || { cat "$HOME_DIR/maven.log" >&2; exit 1; }
     rm -rf "$HOME_DIR/libs"
-    mv "$libs" "$HOME_DIR/libs"
-    echo "$VERSION" > "$HOME_DIR/.installed"
+    mv -T "$libs" "$HOME_DIR/libs"
+    echo "$LIBS_STAMP" > "$HOME_DIR/.installed"
   fi
   if [ ! -d "$CLASSES" ]; then
-    local build=$CLASSES.$$
-    javac -nowarn -cp "$HOME_DIR/libs/*" -d "$build" scripts/kafka/*.java
-    mv "$build" "$CLASSES"
+    rm -rf "$CLASSES.new"
+    javac -nowarn -cp "$HOME_DIR/libs/*" -d "$CLASSES.new" scripts/kafka/*.java
+    mv -T "$CLASSES.new" "$CLASSES"
   fi
+  flock -u 9
 }
 
 classpath() { echo "$HOME_DIR/libs/*:$CLASSES"; }
@@ -77,12 +90,12 @@ java_opts() {
 }
 
 # A CA, a broker certificate for localhost and a client certificate, made
-# once per broker folder. rustls needs a SAN on the leaf and a leaf that is
+# anew at every start (they live 30 days; making them takes a second). rustls needs a SAN on the leaf and a leaf that is
 # not a CA. The broker's names only localhost, so a client that checks the
 # hostname refuses it at 127.0.0.1.
 make_tls() {
   local tls=$1
-  [ -f "$tls/broker.p12" ] && return
+  rm -rf "$tls"
   mkdir -p "$tls"
   (
     cd "$tls"

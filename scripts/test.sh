@@ -25,19 +25,23 @@ cargo fmt --all -- --check
 echo "== cargo clippy (the first build of the workspace takes about 4 min on two cores)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-# The oldest Apache Kafka MSK still supports that Maven Central serves.
-COMPAT_KAFKA=3.9.2
+# The oldest Apache Kafka line MSK still supports (3.8 and 3.9: see README).
+COMPAT_KAFKA=3.8.1
 COMPAT_PORT=19392
+# The tests' own broker, fresh: not one left running by `make broker-up`.
+TEST_PORT=19492
 MOTO_PORT=${TEST_MOTO_PORT:-15100}
 MOTO_PID=
 cleanup() {
-  scripts/broker.sh down >/dev/null || true
+  BROKER_PORT=$TEST_PORT scripts/broker.sh down >/dev/null || true
   BROKER_PORT=$COMPAT_PORT scripts/broker.sh down >/dev/null || true
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
 }
 trap cleanup EXIT
 
-echo "== tests (unit and broker-backed, on Apache Kafka ${KAFKA_VERSION:-4.1.2})"
+echo "== tests (unit and broker-backed, on Apache Kafka $(scripts/kafka.sh version))"
+export BROKER_PORT=$TEST_PORT
+scripts/broker.sh down >/dev/null
 scripts/broker.sh up
 mkdir -p .tmp
 .venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >.tmp/test-moto.log 2>&1 &
@@ -46,6 +50,8 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break
   sleep 0.1
 done
+(exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null \
+  || { echo "moto did not open port $MOTO_PORT:" >&2; tail -20 .tmp/test-moto.log >&2; exit 1; }
 export TEST_MOTO=127.0.0.1:$MOTO_PORT
 KAFKA_TEST_BROKER=$(scripts/broker.sh address) \
 KAFKA_TEST_LISTENERS=$(scripts/broker.sh listeners) \
@@ -54,6 +60,7 @@ KAFKA_TEST_LISTENERS=$(scripts/broker.sh listeners) \
 echo "== compatibility: the producers' broker and listener tests on Apache Kafka $COMPAT_KAFKA"
 scripts/broker.sh down
 export KAFKA_VERSION=$COMPAT_KAFKA BROKER_PORT=$COMPAT_PORT
+scripts/broker.sh down >/dev/null
 scripts/broker.sh up
 export KAFKA_TEST_BROKER KAFKA_TEST_LISTENERS
 KAFKA_TEST_BROKER=$(scripts/broker.sh address)

@@ -1,5 +1,5 @@
 // Sets up the test broker for the tests, the demo and the benchmarks: creates
-// topics (with topic configs), DENY ACLs, user quotas and SCRAM users over the
+// topics (with topic configs), ALLOW and DENY ACLs, user quotas and SCRAM users over the
 // broker's PLAINTEXT listener. Prints one result line; on failure prints one
 // line to stderr and exits non-zero.
 

@@ -2,9 +2,7 @@
 // SASL/OAUTHBEARER server callback handler that accepts only MSK IAM tokens
 // (SigV4-presigned kafka-cluster:Connect URLs) signed with the access key
 // named in its listener's JAAS entry, and gives each session the token's
-// lifetime so the broker ends it when the token expires. It serves as the
-// listener's login callback handler as well, so the broker's own login
-// needs no token.
+// lifetime so the broker ends it when the token expires.
 
 import java.io.IOException;
 import java.net.URI;
@@ -39,7 +37,6 @@ import org.apache.kafka.common.config.ConfigException;
 import org.apache.kafka.common.security.auth.AuthenticateCallbackHandler;
 import org.apache.kafka.common.security.oauthbearer.OAuthBearerExtensionsValidatorCallback;
 import org.apache.kafka.common.security.oauthbearer.OAuthBearerToken;
-import org.apache.kafka.common.security.oauthbearer.OAuthBearerTokenCallback;
 import org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallback;
 
 public class MskIamValidator implements AuthenticateCallbackHandler {
@@ -112,12 +109,6 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
             } else if (callback instanceof OAuthBearerExtensionsValidatorCallback extensions) {
                 // As Kafka's own validators do: every extension the client sent is accepted.
                 extensions.inputExtensions().map().keySet().forEach(extensions::valid);
-            } else if (callback instanceof OAuthBearerTokenCallback login) {
-                // Used as the listener's login callback handler too: the
-                // broker's own login needs no token (the listener only
-                // accepts clients), and Kafka's default handler would
-                // insist on an unsecured JWT "sub" option in this JAAS entry.
-                login.token(null);
             } else {
                 throw new UnsupportedCallbackException(callback);
             }

@@ -86,8 +86,8 @@ pub async fn sdk_config() -> SdkConfig {
         .await
 }
 
-/// An SDK configuration for a local endpoint (moto, in the tests and the
-/// demo): every service at `endpoint_url`, in `region`, with static
+/// An SDK configuration for a local endpoint (moto, in the broker-backed
+/// tests): every service at `endpoint_url`, in `region`, with static
 /// credentials. Deployed functions use [`sdk_config`].
 #[cfg(feature = "aws-sdk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "aws-sdk")))]

@@ -24,7 +24,7 @@ use lambda_stream_kit::kafka::{
     AuthMode, KafkaConfig, KafkaProducer, OutgoingRecord, ProduceError,
 };
 use lambda_stream_kit::telemetry::capture;
-use test_support::Listeners;
+use test_support::{Listeners, LogCursor};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -85,21 +85,12 @@ fn records(sequence: std::ops::Range<usize>) -> Vec<OutgoingRecord> {
 }
 
 async fn topic(listeners: &Listeners, prefix: &str) -> String {
-    let topic = test_support::unique_topic(prefix);
-    test_support::admin(&listeners.internal, &["create-topic", &topic, "1"])
-        .await
-        .unwrap();
-    topic
+    test_support::new_topic(&listeners.internal, prefix, 1, &[]).await
 }
 
-/// The validator's decisions so far, on the short-token listener.
-fn short_log(listeners: &Listeners) -> Vec<String> {
-    std::fs::read_to_string(&listeners.iam_short_log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+/// The tests on the short-token listener run one at a time, so that the
+/// validator's log lines after a test's cursor are that test's own.
+static SHORT_LISTENER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The distinct tokens the short-token listener accepted.
 fn accepted_tokens(log: &[String]) -> BTreeSet<String> {
@@ -129,8 +120,10 @@ async fn values(listeners: &Listeners, topic: &str, expected: usize) -> Vec<Stri
 #[tokio::test]
 #[ignore = "needs Apache Kafka: make test runs it"]
 async fn publishing_goes_on_across_session_ends_and_token_expiry_with_fresh_tokens() {
+    let _alone = SHORT_LISTENER.lock().await;
     let listeners = test_support::listeners();
     let topic = topic(&listeners, "iam-long-lived").await;
+    let log = LogCursor::at_end(&listeners.iam_short_log);
     let credentials = CountingCredentials::of(&listeners);
     let calls = Arc::clone(&credentials.calls);
     let lifetime = Duration::from_secs(listeners.iam_short_token_seconds);
@@ -143,7 +136,6 @@ async fn publishing_goes_on_across_session_ends_and_token_expiry_with_fresh_toke
     .with_max_age(lifetime / 3);
     let producer = KafkaProducer::new(iam_config(&listeners, &listeners.iam_short))
         .with_iam_provider(Arc::new(provider));
-    let before = accepted_tokens(&short_log(&listeners)).len();
 
     // Invocations of 20 records, one after the other, for over three
     // session lifetimes.
@@ -157,8 +149,8 @@ async fn publishing_goes_on_across_session_ends_and_token_expiry_with_fresh_toke
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let log = short_log(&listeners);
-    let tokens = accepted_tokens(&log).len() - before;
+    let log = log.lines();
+    let tokens = accepted_tokens(&log).len();
     assert!(
         tokens >= 3,
         "expected a fresh token for each of at least three sessions, saw {tokens}: {log:?}"
@@ -181,8 +173,10 @@ async fn publishing_goes_on_across_session_ends_and_token_expiry_with_fresh_toke
 #[tokio::test]
 #[ignore = "needs Apache Kafka: make test runs it"]
 async fn an_expired_token_is_refused_and_reported_within_the_deadline() {
+    let _alone = SHORT_LISTENER.lock().await;
     let listeners = test_support::listeners();
     let topic = topic(&listeners, "iam-stale").await;
+    let log = LogCursor::at_end(&listeners.iam_short_log);
     // The default refresh is minutes before a 15-minute expiry, so against
     // the short-token listener the cached token goes stale.
     let provider = IamTokenProvider::new(
@@ -213,7 +207,7 @@ async fn an_expired_token_is_refused_and_reported_within_the_deadline() {
         "{}",
         logs.text()
     );
-    let log = short_log(&listeners);
+    let log = log.lines();
     assert!(
         log.iter()
             .any(|l| l.starts_with("refused") && l.contains("expired")),
@@ -232,6 +226,7 @@ async fn a_failed_token_fetch_is_a_clear_error_within_the_deadline() {
     // Nothing needs to listen: the token is signed before connecting.
     let mut config = KafkaConfig::plaintext(vec!["127.0.0.1:1".to_owned()]);
     config.auth = AuthMode::Iam;
+    config.tls = true;
     config.region = Some("us-east-1".into());
     let producer = KafkaProducer::new(config).with_iam_provider(Arc::new(provider));
     let outcomes = producer

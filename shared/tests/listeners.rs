@@ -19,7 +19,7 @@ use lambda_stream_kit::config::Env;
 use lambda_stream_kit::kafka::auth::IamTokenProvider;
 use lambda_stream_kit::kafka::{KafkaConfig, KafkaProducer, OutgoingRecord, ProduceOutcome};
 use lambda_stream_kit::telemetry::{capture, error_chain};
-use test_support::{ListenerMode, Listeners};
+use test_support::{ListenerMode, Listeners, LogCursor};
 use tokio::time::Instant;
 
 const RECORDS: usize = 50;
@@ -35,14 +35,7 @@ fn records(mode: ListenerMode) -> Vec<OutgoingRecord> {
 }
 
 async fn topic(listeners: &Listeners, prefix: &str, partitions: i32) -> String {
-    let topic = test_support::unique_topic(prefix);
-    test_support::admin(
-        &listeners.internal,
-        &["create-topic", &topic, &partitions.to_string()],
-    )
-    .await
-    .unwrap();
-    topic
+    test_support::new_topic(&listeners.internal, prefix, partitions, &[]).await
 }
 
 /// A producer for `env`, with AWS calls going to moto and IAM tokens signed
@@ -126,9 +119,6 @@ async fn every_listener_takes_the_batch_and_kafka_python_reads_it_back() {
             );
         }
     }
-    // The IAM listener authenticated the producer by its token.
-    let log = std::fs::read_to_string(&listeners.iam_log).unwrap();
-    assert!(log.lines().any(|l| l.starts_with("accepted AKIA")), "{log}");
 }
 
 /// Writes nothing and fails within the deadline. rskafka retries a failed
@@ -226,6 +216,36 @@ async fn the_client_certificate_listener_refuses_a_client_without_one() {
     refused(&listeners, env, "", "received fatal alert: BadCertificate").await;
 }
 
+/// The broker names the client by its certificate's CN (`writer`): ACLs
+/// written for that principal apply to it.
+#[tokio::test]
+#[ignore = "needs Apache Kafka and moto: make test runs it"]
+async fn the_client_certificate_is_the_principal_the_acls_name() {
+    let listeners = test_support::listeners();
+    let topic = topic(&listeners, "listener-mtls-acl", 1).await;
+    let principal = format!("User:{}", listeners.mtls_principal);
+    for (verb, operation) in [("allow", "DESCRIBE"), ("deny", "WRITE")] {
+        test_support::admin(&listeners.internal, &[verb, &principal, operation, &topic])
+            .await
+            .unwrap();
+    }
+    let env = env_for(&listeners, ListenerMode::ClientCertificate, "writer").await;
+    let producer = producer(&listeners, &env, "").await;
+    let outcomes = producer
+        .produce(
+            &topic,
+            records(ListenerMode::ClientCertificate),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await;
+    let reasons = errors(&outcomes);
+    assert!(
+        outcomes.iter().all(Result::is_err),
+        "written despite the ACL"
+    );
+    assert!(reasons.contains("TopicAuthorizationFailed"), "{reasons}");
+}
+
 #[tokio::test]
 #[ignore = "needs Apache Kafka and moto: make test runs it"]
 async fn the_client_certificate_may_come_from_local_files() {
@@ -267,6 +287,7 @@ async fn the_client_certificate_may_come_from_local_files() {
 async fn an_iam_token_signed_with_the_wrong_key_is_refused() {
     let listeners = test_support::listeners();
     let env = env_for(&listeners, ListenerMode::Iam, "writer").await;
+    let log = LogCursor::at_end(&listeners.iam_log);
     refused(
         &listeners,
         env,
@@ -276,10 +297,10 @@ async fn an_iam_token_signed_with_the_wrong_key_is_refused() {
         "Sasl handshake failed",
     )
     .await;
-    let log = std::fs::read_to_string(&listeners.iam_log).unwrap();
+    let log = log.lines();
     assert!(
-        log.lines()
+        log.iter()
             .any(|l| l.starts_with("refused") && l.contains("signature")),
-        "{log}"
+        "{log:?}"
     );
 }

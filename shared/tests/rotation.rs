@@ -16,6 +16,7 @@ use lambda_stream_kit::kafka::auth::UserPassword;
 use lambda_stream_kit::kafka::{
     AuthMode, KafkaConfig, KafkaProducer, OutgoingRecord, PasswordReader,
 };
+use lambda_stream_kit::telemetry::capture;
 use tokio::time::Instant;
 
 fn record(n: usize) -> OutgoingRecord {
@@ -80,8 +81,13 @@ async fn a_rotated_password_is_read_again_and_publishing_goes_on() {
     tokio::time::sleep(Duration::from_millis(listeners.scram_reauth_ms + 1_000)).await;
 
     // The old session reconnects with the old password and is refused.
-    let during = producer.produce(&topic, vec![record(1)], deadline()).await;
+    let (during, logs) = capture(producer.produce(&topic, vec![record(1)], deadline())).await;
     assert!(during[0].is_err(), "the stale session cannot publish");
+    assert!(
+        logs.text().contains("SaslAuthenticationFailed"),
+        "refused for its password: {}",
+        logs.text()
+    );
     // The retry connects afresh, with the password read again.
     let after = producer
         .produce(

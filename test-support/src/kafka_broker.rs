@@ -100,6 +100,10 @@ pub fn listeners() -> Listeners {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// How long an admin call or a read-back may take: far above what either
+/// needs, so only a hang reaches it.
+const SUBPROCESS_TIMEOUT: Duration = Duration::from_secs(90);
+
 fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -112,20 +116,25 @@ fn repo_file(relative: &str) -> PathBuf {
 /// `scram USER MECHANISM PASSWORD`. Returns what it printed, or why it
 /// failed.
 pub async fn admin(bootstrap: &str, args: &[&str]) -> Result<String, String> {
-    let output = tokio::process::Command::new("bash")
+    let command = tokio::process::Command::new("bash")
         .arg(repo_file("scripts/kafka.sh"))
         .arg("admin")
         .arg(bootstrap)
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let name = args.first().copied().unwrap_or_default();
+    let output = tokio::time::timeout(SUBPROCESS_TIMEOUT, command)
         .await
+        .map_err(|_| format!("kafka.sh admin {name}: no answer in {SUBPROCESS_TIMEOUT:?}"))?
         .map_err(|e| format!("cannot run scripts/kafka.sh: {e}"))?;
     let out = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     if output.status.success() {
         Ok(out)
     } else {
         Err(format!(
-            "kafka.sh admin {args:?}: {}{}",
+            // The arguments may hold a password: only the command is named.
+            "kafka.sh admin {name}: {}{}",
             String::from_utf8_lossy(&output.stderr).trim(),
             out
         ))
@@ -228,7 +237,7 @@ pub async fn read_back(
 ) -> Result<ReadBack, String> {
     let python = python();
     let script = repo_file("test-support/readback.py");
-    let output = tokio::process::Command::new(&python)
+    let command = tokio::process::Command::new(&python)
         .arg(&script)
         .args([
             broker,
@@ -236,8 +245,11 @@ pub async fn read_back(
             &partitions.to_string(),
             &expected.to_string(),
         ])
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(SUBPROCESS_TIMEOUT, command)
         .await
+        .map_err(|_| format!("readback.py: no answer in {SUBPROCESS_TIMEOUT:?}"))?
         .map_err(|e| {
             format!(
                 "cannot run {}: {e} (run `scripts/tools.sh broker`, or set KAFKA_TEST_PYTHON)",
@@ -303,16 +315,23 @@ impl PrivateBroker {
     /// A broker that advertises a [`crate::FaultProxy`] in front of it.
     /// Clients bootstrap from [`crate::FaultProxy::address`].
     pub async fn start_behind_proxy() -> (Self, crate::FaultProxy) {
-        let proxy_port = crate::free_port();
-        let broker = Self::start("127.0.0.1", proxy_port).await;
-        let proxy = crate::FaultProxy::start(proxy_port, broker.direct.clone()).await;
+        // The proxy takes its port first (it reaches the broker only when a
+        // client connects), so nothing else can take it while the broker
+        // starts.
+        let (proxy_port, port) = (crate::free_port(), crate::free_port());
+        let proxy = crate::FaultProxy::start(proxy_port, format!("127.0.0.1:{port}")).await;
+        let broker = Self::launch(port, "127.0.0.1", proxy_port).await;
         (broker, proxy)
     }
 
     /// Starts Apache Kafka (`scripts/kafka.sh serve`, the version
     /// `KAFKA_VERSION` names) and waits until it says it has started.
-    #[allow(clippy::panic)]
     pub async fn start(advertised_host: &str, advertised_port: u16) -> Self {
+        Self::launch(crate::free_port(), advertised_host, advertised_port).await
+    }
+
+    #[allow(clippy::panic)]
+    async fn launch(port: u16, advertised_host: &str, advertised_port: u16) -> Self {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "lsk-broker-{}-{}",
@@ -326,8 +345,7 @@ impl PrivateBroker {
         let err_log = log
             .try_clone()
             .unwrap_or_else(|e| panic!("{}: {e}", log_path.display()));
-        let (port, controller, internal) =
-            (crate::free_port(), crate::free_port(), crate::free_port());
+        let (controller, internal) = (crate::free_port(), crate::free_port());
         let child = tokio::process::Command::new("bash")
             .arg(repo_file("scripts/kafka.sh"))
             .arg("serve")
@@ -538,5 +556,50 @@ impl Listeners {
             env.push(("KAFKA_SECRET_ARN".to_owned(), arn));
         }
         Ok(env)
+    }
+}
+
+/// Creates a topic no other test uses, named from `prefix`, through a
+/// PLAINTEXT listener that advertises itself (`Listeners::internal`), with
+/// topic configs such as `max.message.bytes=4096`. Panics on failure: a
+/// test cannot go on without its topic.
+#[allow(clippy::panic)]
+pub async fn new_topic(internal: &str, prefix: &str, partitions: i32, configs: &[&str]) -> String {
+    let topic = crate::unique_topic(prefix);
+    let partitions = partitions.to_string();
+    let mut args = vec!["create-topic", topic.as_str(), partitions.as_str()];
+    args.extend_from_slice(configs);
+    if let Err(e) = admin(internal, &args).await {
+        panic!("{e}");
+    }
+    topic
+}
+
+/// The lines a log file (the IAM validator's) gains after this point: the
+/// shared broker's logs hold every test's lines, so a test reads only its
+/// own stretch.
+#[derive(Debug, Clone)]
+pub struct LogCursor {
+    path: PathBuf,
+    start: usize,
+}
+
+impl LogCursor {
+    /// A cursor at the current end of `path` (which may not exist yet).
+    pub fn at_end(path: &Path) -> Self {
+        let start = std::fs::read(path).map(|b| b.len()).unwrap_or(0);
+        Self {
+            path: path.to_owned(),
+            start,
+        }
+    }
+
+    /// Every line written since the cursor was made.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = std::fs::read(&self.path).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(self.start..).unwrap_or_default())
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! Test support for the workspace (unpublished; only ever a
-//! dev-dependency): helpers for broker-backed tests, stand-ins for the
-//! network and for MSK, an HTTP stub for the endpoints a function calls
+//! dev-dependency): helpers for broker-backed tests on Apache Kafka, a
+//! fault-injecting proxy for the network, an HTTP stub for the endpoints a function calls
 //! outside Kafka, emulators of Lambda's event source mappings, and the
 //! small things tests kept writing again (a free port, a `Context` with a
 //! deadline, how Lambda reads a log line's level).
@@ -41,8 +41,8 @@ pub mod transfer_engine;
 pub use fault_proxy::{Fault, FaultProxy, Traffic};
 pub use http_stub::{start_expecting_failure, FailedStart, HttpStub, RecordedRequest};
 pub use kafka_broker::{
-    admin, create_secret, listeners, moto, read_back, ConsumedRecord, IamCredentials, ListenerMode,
-    Listeners, PrivateBroker, ReadBack, StoredBatch,
+    admin, create_secret, listeners, moto, new_topic, read_back, ConsumedRecord, IamCredentials,
+    ListenerMode, Listeners, LogCursor, PrivateBroker, ReadBack, StoredBatch,
 };
 pub use kafka_wire::{api_key, NOT_LEADER_OR_FOLLOWER};
 

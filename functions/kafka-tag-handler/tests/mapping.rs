@@ -426,6 +426,10 @@ async fn a_tagged_event_the_broker_refuses_is_dead_lettered_in_either_mode() {
             "the broker's own refusal"
         );
         assert!(
+            logs.text().contains("refused the request as a whole"),
+            "refused as a batch first, then the record alone"
+        );
+        assert!(
             logs.text().contains("rejected-by-broker"),
             "the dead letter says why"
         );

@@ -470,6 +470,28 @@ mod tests {
     }
 
     #[test]
+    fn a_client_certificate_secret_is_read_and_an_encrypted_key_refused() {
+        let leaf = rcgen::generate_simple_self_signed(vec!["writer".into()]).unwrap();
+        let secret = |extra: &str| {
+            Secret::new(format!(
+                r#"{{"certificate":{},"privateKey":{}{extra}}}"#,
+                serde_json::to_string(&leaf.cert.pem()).unwrap(),
+                serde_json::to_string(&leaf.signing_key.serialize_pem()).unwrap()
+            ))
+        };
+        assert!(client_identity_from_secret_json(&secret("")).is_ok());
+        assert!(client_identity_from_secret_json(&secret(r#","privateKeyPassword":"""#)).is_ok());
+        assert!(matches!(
+            client_identity_from_secret_json(&secret(r#","privateKeyPassword":"hunter2""#)),
+            Err(AuthError::EncryptedKey)
+        ));
+        assert!(matches!(
+            client_identity_from_secret_json(&Secret::new(r#"{"username":"u","password":"p"}"#)),
+            Err(AuthError::CertificateSecretFormat)
+        ));
+    }
+
+    #[test]
     fn secrets_parse_into_sasl_configs() {
         let user =
             UserPassword::from_secret_json(&Secret::new(r#"{"username":"svc","password":"pw"}"#))

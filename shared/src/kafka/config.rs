@@ -59,6 +59,18 @@ impl AuthMode {
     pub fn needs_password(self) -> bool {
         matches!(self, Self::ScramSha512 | Self::ScramSha256 | Self::Plain)
     }
+
+    /// Whether the mode sends a password or a token over the connection.
+    pub fn sends_a_secret(self) -> bool {
+        self.needs_password() || self == Self::Iam
+    }
+
+    /// Whether the mode authenticates with something a rotation can
+    /// replace, so a session that got nothing through is rebuilt with the
+    /// credentials read again.
+    pub fn reads_rotating_credentials(self) -> bool {
+        self.needs_password() || self == Self::ClientCertificate
+    }
 }
 
 impl FromStr for AuthMode {
@@ -195,6 +207,10 @@ pub struct KafkaConfig {
     pub tcp_nodelay: bool,
     /// Codec of the produced record batches.
     pub compression: Compression,
+    /// Whether a password or token mode may run without TLS (local brokers
+    /// only, `KAFKA_ALLOW_PLAINTEXT_SASL`); the producer refuses to connect
+    /// otherwise.
+    pub allow_plaintext_sasl: bool,
 }
 
 /// MSK's default `message.max.bytes` (1 MiB).
@@ -255,7 +271,7 @@ impl KafkaConfig {
         };
         let auth: AuthMode = env.parse_or("KAFKA_AUTH", default_auth)?;
         let tls = env.flag_or("KAFKA_TLS", auth != AuthMode::None)?;
-        refuse_secrets_in_the_clear(env, auth, tls)?;
+        let allow_plaintext_sasl = refuse_secrets_in_the_clear(env, auth, tls)?;
         if auth == AuthMode::ClientCertificate && !tls {
             return Err(ConfigError::Conflict(
                 "KAFKA_AUTH=mtls authenticates inside TLS: KAFKA_TLS=false cannot go with it"
@@ -301,6 +317,7 @@ impl KafkaConfig {
                 .unwrap_or_else(|| "lambda-stream-kit".into()),
             tcp_nodelay: env.flag_or("KAFKA_TCP_NODELAY", true)?,
             compression,
+            allow_plaintext_sasl,
         })
     }
 
@@ -319,6 +336,7 @@ impl KafkaConfig {
             client_id: "lambda-stream-kit".into(),
             tcp_nodelay: true,
             compression: DEFAULT_COMPRESSION,
+            allow_plaintext_sasl: false,
         }
     }
 }
@@ -349,20 +367,19 @@ fn refuse_secrets_in_the_clear(
     env: &Env<'_>,
     auth: AuthMode,
     tls: bool,
-) -> Result<(), ConfigError> {
+) -> Result<bool, ConfigError> {
     let allowed = env.flag_or("KAFKA_ALLOW_PLAINTEXT_SASL", false)?;
     if allowed && env.in_lambda() {
         return Err(ConfigError::Conflict(
             "KAFKA_ALLOW_PLAINTEXT_SASL is for local brokers only and is refused in Lambda".into(),
         ));
     }
-    let sends_a_secret = auth.needs_password() || auth == AuthMode::Iam;
-    if sends_a_secret && !tls && !allowed {
+    if auth.sends_a_secret() && !tls && !allowed {
         return Err(ConfigError::Conflict(format!(
             "KAFKA_AUTH={auth} would send a password or token in the clear: it needs KAFKA_TLS=true (KAFKA_ALLOW_PLAINTEXT_SASL=true allows a local broker without TLS)"
         )));
     }
-    Ok(())
+    Ok(allowed)
 }
 
 fn read_certificate_source(env: &Env<'_>) -> Result<CredentialSource, ConfigError> {

@@ -374,9 +374,9 @@ impl KafkaProducer {
             && outcomes
                 .iter()
                 .all(|o| o.as_ref().is_err_and(|e| !e.is_permanent()));
-        if total_failure && self.config.auth.needs_password() {
+        if total_failure && self.config.auth.reads_rotating_credentials() {
             tracing::warn!(
-                "no record got through; the Kafka session is dropped so the next attempt reconnects with the password read again"
+                "no record got through; the Kafka session is dropped so the next attempt reconnects with the credentials read again"
             );
             *self.session.lock().await = None;
         }
@@ -467,6 +467,15 @@ impl KafkaProducer {
             Bootstrap::Servers(servers) => servers.clone(),
             Bootstrap::MskCluster { arn } => self.resolve_msk(arn, deadline).await?,
         };
+        if self.config.auth.sends_a_secret()
+            && !self.config.tls
+            && !self.config.allow_plaintext_sasl
+        {
+            return Err(ProduceError::connect(format!(
+                "KAFKA_AUTH={} would send a password or token in the clear; refusing to connect without TLS",
+                self.config.auth
+            )));
+        }
         let mut builder = ClientBuilder::new(brokers.clone())
             .client_id(self.config.client_id.clone())
             .backoff_config(BackoffConfig {
