@@ -76,45 +76,32 @@ async fn delivered_is_what_landed(
     assert_eq!(landed, delivered);
 }
 
-#[tokio::test]
-#[ignore = "needs Apache Kafka: make test runs it"]
-async fn a_record_over_the_topics_max_message_bytes_is_refused_alone_and_the_rest_land() {
-    let listeners = test_support::listeners();
-    let topic = topic(&listeners, "too-large", &["max.message.bytes=4096"]).await;
-    let mut config = KafkaConfig::plaintext(vec![listeners.plaintext.clone()]);
+/// Sends twelve records, one of them over the topic's `max.message.bytes`
+/// (under the producer's own 1 MiB limit), twice through `config`, as a
+/// mapping's retry would. The first attempt sends the partition's records
+/// in one request, which the broker refuses as a whole: nothing is
+/// acknowledged, and the partition's records go one per request from then
+/// on. The retry names the record at fault and delivers the rest.
+async fn refused_whole_then_the_record_alone(listeners: &Listeners, mut config: KafkaConfig) {
+    const BIG: usize = 5;
+    let topic = topic(listeners, "too-large", &["max.message.bytes=4096"]).await;
+    // The topic's limit is on the batch as stored, so no codec.
     config.compression = lambda_stream_kit::kafka::Compression::None;
     let producer = KafkaProducer::new(config);
-    // Under the producer's own 1 MiB limit, over the topic's.
     let records: Vec<OutgoingRecord> = (0..12)
-        .map(|n| record(n, if n == 5 { 8_000 } else { 300 }))
+        .map(|n| record(n, if n == BIG { 8_000 } else { 300 }))
         .collect();
-    // The first attempt sends the partition's records in one request, which
-    // the broker refuses as a whole: nothing is acknowledged, and the
-    // partition's records go one per request from then on.
-    let first = producer
-        .produce(
-            &topic,
-            records.clone(),
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
+    let deadline = || Instant::now() + Duration::from_secs(20);
+    let first = producer.produce(&topic, records.clone(), deadline()).await;
     assert!(
         first
             .iter()
             .all(|o| o.as_ref().is_err_and(|e| !e.is_permanent())),
         "{first:?}"
     );
-    // The retry (the mapping's, with the same records) names the one at
-    // fault and delivers the rest.
-    let outcomes = producer
-        .produce(
-            &topic,
-            records.clone(),
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
-    for (n, outcome) in outcomes.iter().enumerate() {
-        if n == 5 {
+    let retry = producer.produce(&topic, records.clone(), deadline()).await;
+    for (n, outcome) in retry.iter().enumerate() {
+        if n == BIG {
             let error = outcome.as_ref().unwrap_err();
             assert!(error.is_permanent(), "{error}");
             assert!(
@@ -126,7 +113,15 @@ async fn a_record_over_the_topics_max_message_bytes_is_refused_alone_and_the_res
             assert!(outcome.is_ok(), "record {n}: {outcome:?}");
         }
     }
-    delivered_is_what_landed(&listeners, &topic, &records, &outcomes).await;
+    delivered_is_what_landed(listeners, &topic, &records, &retry).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Apache Kafka: make test runs it"]
+async fn a_record_over_the_topics_max_message_bytes_is_refused_alone_and_the_rest_land() {
+    let listeners = test_support::listeners();
+    let config = KafkaConfig::plaintext(vec![listeners.plaintext.clone()]);
+    refused_whole_then_the_record_alone(&listeners, config).await;
 }
 
 /// Under SCRAM or PLAIN a batch with nothing delivered drops the session
@@ -137,32 +132,8 @@ async fn a_record_over_the_topics_max_message_bytes_is_refused_alone_and_the_res
 #[ignore = "needs Apache Kafka: make test runs it"]
 async fn a_refusal_under_scram_is_split_on_the_retry_although_the_session_was_dropped() {
     let listeners = test_support::listeners();
-    let topic = topic(&listeners, "too-large-scram", &["max.message.bytes=4096"]).await;
-    let mut config = scram_config(&listeners, "writer");
-    config.compression = lambda_stream_kit::kafka::Compression::None;
-    let producer = KafkaProducer::new(config);
-    let records: Vec<OutgoingRecord> = (0..6)
-        .map(|n| record(n, if n == 2 { 8_000 } else { 300 }))
-        .collect();
-    let first = producer
-        .produce(
-            &topic,
-            records.clone(),
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
-    assert!(first.iter().all(Result::is_err), "{first:?}");
-    let retry = producer
-        .produce(
-            &topic,
-            records.clone(),
-            Instant::now() + Duration::from_secs(20),
-        )
-        .await;
-    for (n, outcome) in retry.iter().enumerate() {
-        assert_eq!(outcome.is_ok(), n != 2, "record {n}: {outcome:?}");
-    }
-    delivered_is_what_landed(&listeners, &topic, &records, &retry).await;
+    let config = scram_config(&listeners, "writer");
+    refused_whole_then_the_record_alone(&listeners, config).await;
 }
 
 #[tokio::test]
