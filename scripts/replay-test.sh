@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cleanup() { scripts/watch.sh down >/dev/null 2>&1 || true; }
+cleanup() {
+  scripts/watch.sh down >/dev/null 2>&1 || true
+  scripts/broker.sh down >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 scripts/broker.sh up --local-topics >/dev/null
 scripts/watch.sh up >/dev/null

@@ -34,6 +34,9 @@ MOTO_PORT=${TEST_MOTO_PORT:-15100}
 MOTO_PID=
 cleanup() {
   BROKER_PORT=$TEST_PORT scripts/broker.sh down >/dev/null || true
+  # The recipe's and the replay's broker, on the default port, if a failure
+  # left it running.
+  BROKER_PORT= scripts/broker.sh down >/dev/null || true
   BROKER_PORT=$COMPAT_PORT scripts/broker.sh down >/dev/null || true
   [ -n "$MOTO_PID" ] && kill "$MOTO_PID" 2>/dev/null || true
 }
