@@ -156,6 +156,10 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# One node is both controller and broker: a process paused longer than the
+# broker session (the demo stops it for 35 s) must come back as it was, not
+# fenced with no leader for any partition.
+broker.session.timeout.ms=120000
 auto.create.topics.enable=false
 num.network.threads=2
 num.io.threads=2
